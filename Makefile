@@ -1,0 +1,38 @@
+# One command each: `make run` (set up, then serve the app) and `make test` (set up, then every test).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DATA   ?= ./data
+PYTHON ?= python3
+
+.PHONY: setup run test checkpoints bench chromium clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Browser tests use Debian's Chromium (Playwright cannot download its own browser here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "could not install chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
+
+run: setup
+	$(PY) app.py
+
+test: setup chromium
+	$(PY) -m pytest tests
+
+# Regenerates every shipped checkpoint, metrics.json and atlas from scratch (see README for time).
+checkpoints: setup
+	training/checkpoints.sh $(DATA) $(PY)
+
+bench: setup
+	$(PY) bench/train_throughput.py
+	$(PY) bench/app_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

@@ -1,0 +1,102 @@
+"""AE and VAE: one class, the bottleneck chosen by config (diffusers AutoencoderKL-style API)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .backbones import BACKBONES
+from .config import ModelConfig
+from .likelihood import log_likelihood, mean_image
+from .posterior import DiagonalGaussian, PointMass, standard_normal_log_prob
+
+
+class Autoencoder(nn.Module):
+    """encoder -> bottleneck -> decoder. `bottleneck='ae'` gives a point-mass code, 'vae' a Gaussian."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        encoder_cls, decoder_cls = BACKBONES[config.family]
+        self.encoder = encoder_cls(config)
+        # The only AE/VAE difference: the VAE head also predicts a log-variance per dimension.
+        n_out = 2 * config.latent_dim if config.is_variational else config.latent_dim
+        self.to_latent = nn.Linear(self.encoder.out_dim, n_out)
+        self.decoder = decoder_cls(config)
+
+    # ---- the public interface -------------------------------------------------------------
+    def encode(self, x: Tensor) -> DiagonalGaussian | PointMass:
+        """x: (B, C, H, W) in [0, 1] -> posterior q(z|x) over (B, latent_dim)."""
+        h = self.to_latent(self.encoder(x))
+        if not self.config.is_variational:
+            return PointMass(h)
+        mean, logvar = h.chunk(2, dim=1)
+        return DiagonalGaussian(mean, logvar)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z: (B, latent_dim) -> decoder parameters (B, C, H, W): logits or Gaussian means."""
+        return self.decoder(z)
+
+    def decode_image(self, z: Tensor) -> Tensor:
+        """z -> E[x|z] in [0, 1], (B, C, H, W): what the app shows."""
+        return mean_image(self.decode(z), self.config.likelihood)
+
+    def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """Reconstruction E[x|z] of x; deterministic (z = posterior mode) unless asked to sample."""
+        posterior = self.encode(x)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self.decode_image(z)
+
+    def log_likelihood(self, params: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) summed over pixels, (B,)."""
+        return log_likelihood(params, x, self.config.likelihood, self.config.gaussian_std)
+
+    def loss(
+        self,
+        x: Tensor,
+        *,
+        beta: float = 1.0,
+        free_bits: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Named loss terms, each summed over pixels / latent dims and averaged over the batch.
+
+        loss = recon + beta * kl_term, with recon = -log p(x|z), z ~ q(z|x) (one sample).
+        Free bits (Kingma et al. 2016, "Improved VI with IAF", eq. 15): the KL of each latent
+        dimension, averaged over the batch, is clamped from below at `free_bits` nats in the
+        objective only; the reported `kl` is the true KL. For the AE, kl is 0 and loss = recon.
+        """
+        posterior = self.encode(x)
+        z = posterior.sample(generator)
+        recon = -self.log_likelihood(self.decode(z), x).mean()
+        kl_per_dim = posterior.kl_per_dim().mean(dim=0)  # (D,)
+        kl = kl_per_dim.sum()
+        kl_term = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
+        return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl}
+
+    @torch.no_grad()
+    def importance_log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x); (k, B).
+
+        logsumexp_i(log w_i) - log k is the IWAE bound on log p(x) (Burda et al. 2015, eq. 8).
+        """
+        posterior = self.encode(x)
+        if not isinstance(posterior, DiagonalGaussian):
+            raise ValueError("importance sampling needs a VAE (a point-mass posterior has no density)")
+        b, d = posterior.mean.shape
+        eps = torch.randn((k, b, d), generator=generator, device=x.device, dtype=x.dtype)
+        z = posterior.mean + posterior.std * eps  # (k, B, D)
+        params = self.decode(z.reshape(k * b, d))
+        log_px_z = self.log_likelihood(params, x.repeat(k, 1, 1, 1)).reshape(k, b)
+        return log_px_z + standard_normal_log_prob(z) - posterior.log_prob(z)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save_pretrained(self, directory, metrics: dict | None = None) -> None:
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, directory, metrics)
+
+    @classmethod
+    def from_pretrained(cls, directory, device: str | torch.device = "cpu") -> "Autoencoder":
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(cls, directory, device)

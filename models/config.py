@@ -1,0 +1,59 @@
+"""The one config dataclass for every model: saved as config.json beside the weights."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of an autoencoder. AE vs VAE is the `bottleneck` field, nothing else."""
+
+    family: Literal["conv", "mlp"] = field(default="conv", metadata={"help": "encoder/decoder backbone"})
+    bottleneck: Literal["ae", "vae"] = field(
+        default="vae", metadata={"help": "ae: deterministic code; vae: diagonal Gaussian posterior"}
+    )
+    latent_dim: int = field(default=16, metadata={"help": "number of latent dimensions"})
+    likelihood: Literal["bernoulli", "gaussian"] = field(
+        default="bernoulli", metadata={"help": "decoder likelihood p(x|z): bernoulli (logits) or gaussian"}
+    )
+    gaussian_std: float = field(default=0.1, metadata={"help": "fixed std of the gaussian likelihood"})
+    channels: int = field(default=32, metadata={"help": "conv: width of the first conv layer (doubles once)"})
+    hidden_dim: int = field(default=512, metadata={"help": "width of the fully connected hidden layer"})
+    image_size: int = field(default=28, metadata={"help": "images are image_size x image_size"})
+    image_channels: int = field(default=1, metadata={"help": "1 for grayscale"})
+
+    def __post_init__(self) -> None:
+        for name in ("family", "bottleneck", "likelihood"):
+            choices = _literal_choices(self, name)
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in ("latent_dim", "channels", "hidden_dim", "image_size", "image_channels"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.family == "conv" and self.image_size % 4:
+            raise ValueError(f"the conv family halves the image twice: image_size must be divisible by 4, got {self.image_size}")
+        if self.gaussian_std <= 0:
+            raise ValueError(f"gaussian_std must be > 0, got {self.gaussian_std}")
+
+    @property
+    def is_variational(self) -> bool:
+        return self.bottleneck == "vae"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def _literal_choices(obj, name: str) -> tuple:
+    return typing.get_args(typing.get_type_hints(type(obj))[name])

@@ -1,0 +1,1 @@
+"""Training CLI, evaluator and atlas export for the shipped checkpoints."""

@@ -1,0 +1,85 @@
+"""MNIST / Fashion-MNIST through torchvision, as uint8 tensors ready to live on the device."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+# name -> (torchvision class name, folder under the data root)
+DATASETS = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "FashionMNIST")}
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latent-explorer" / "data"
+
+
+class DataError(RuntimeError):
+    """The dataset is not where we looked and could not be downloaded."""
+
+
+def _writable_root(name: str, root: Path) -> Path:
+    """torchvision extracts .gz files beside themselves: mirror a read-only root into a cache."""
+    folder = DATASETS[name][1]
+    raw = root / folder / "raw"
+    if not raw.is_dir() or os.access(raw, os.W_OK):
+        return root
+    mirror = CACHE_ROOT / folder / "raw"
+    mirror.mkdir(parents=True, exist_ok=True)
+    for f in raw.iterdir():
+        if f.is_file() and not (mirror / f.name).exists():
+            shutil.copyfile(f, mirror / f".{f.name}.tmp")
+            os.replace(mirror / f".{f.name}.tmp", mirror / f.name)
+    return CACHE_ROOT
+
+
+def load_split(name: str, root: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of one split; DataError if unavailable."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    import torchvision.datasets as tvd
+
+    cls_name, folder = DATASETS[name]
+    root = Path(root)
+    try:
+        root_used = _writable_root(name, root)
+        # torchvision prints download progress; keep the CLI output to our own lines.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            ds = getattr(tvd, cls_name)(str(root_used), train=train, download=True)
+    except Exception as e:  # no network, corrupt file, permission: one message for all
+        gz = ", ".join(f + ".gz" for f in RAW_FILES)
+        raise DataError(
+            f"{name} is not in {root / folder / 'raw'} and could not be downloaded "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}). "
+            f"Put the raw files ({gz}) there, or pass --data-root DIR that holds {folder}/raw/."
+        ) from None
+    return ds.data.clone(), ds.targets.clone().long()
+
+
+def raw_file_hashes(name: str, root: str | os.PathLike) -> dict[str, str]:
+    """sha256 of each raw file we could find (for provenance in metrics.json)."""
+    folder = DATASETS[name][1]
+    out = {}
+    for base in (Path(root), CACHE_ROOT):
+        raw = base / folder / "raw"
+        for f in RAW_FILES:
+            for cand in (raw / (f + ".gz"), raw / f):
+                if cand.is_file() and cand.name not in out:
+                    out[cand.name] = hashlib.sha256(cand.read_bytes()).hexdigest()
+        if out:
+            break
+    return out
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 (N, H, W) -> float (N, 1, H, W) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def prepare_batch(images: Tensor, binarize: bool, generator: torch.Generator | None) -> Tensor:
+    """uint8 batch -> model input. Dynamic binarization: x ~ Bernoulli(intensity), fresh each time."""
+    x = to_float(images)
+    return torch.bernoulli(x, generator=generator) if binarize else x

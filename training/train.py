@@ -1,0 +1,335 @@
+"""Train an AE or a VAE: `python -m training.train --dataset mnist --bottleneck vae --out DIR`.
+
+Reads top to bottom: config -> data on the device -> model/optimizer (or resume state) ->
+one loop over epochs and batches -> atomic checkpoint at every save point.
+The dataset lives on the device as a uint8 tensor; batches are gathered by indexing, so there
+is no per-sample Python, PIL or DataLoader work in the hot loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from models import Autoencoder, ModelConfig
+from models.checkpoint import CheckpointError, atomic_save_tensors, save_pretrained, unwrap
+from training.cli import OneLineParser, add_dataclass_flags, build_dataclass, fail
+from training.data import DataError, load_split, prepare_batch, raw_file_hashes
+
+RESUME_NAME = "resume.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """How to train; the model's architecture is a separate ModelConfig."""
+
+    dataset: Literal["mnist", "fashion-mnist"] = field(default="mnist", metadata={"help": "torchvision dataset"})
+    data_root: str = field(default="./data", metadata={"help": "folder holding MNIST/raw or FashionMNIST/raw"})
+    out: str = field(default="runs/model", metadata={"help": "checkpoint folder to write"})
+    epochs: int = field(default=20, metadata={"help": "passes over the training split"})
+    batch_size: int = field(default=128, metadata={"help": "examples per optimizer step (global, across ranks)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr_schedule: Literal["cosine", "constant"] = field(
+        default="cosine", metadata={"help": "cosine: decay from lr to lr*lr_final_ratio over the run"}
+    )
+    lr_final_ratio: float = field(default=0.1, metadata={"help": "final lr / lr for the cosine schedule"})
+    beta: float = field(default=1.0, metadata={"help": "weight of the KL term (beta-VAE); 1 gives the ELBO"})
+    kl_warmup_steps: int = field(default=0, metadata={"help": "linear KL annealing from 0 to beta over N steps"})
+    free_bits: float = field(default=0.0, metadata={"help": "minimum KL per latent dim in nats (0 = off)"})
+    binarize: Literal["auto", "dynamic", "none"] = field(
+        default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist"}
+    )
+    val_size: int = field(default=5000, metadata={"help": "training images held out for validation"})
+    train_size: int = field(default=0, metadata={"help": "use only the first N training images (0 = all)"})
+    seed: int = field(default=0, metadata={"help": "seed for init, batch order, binarization and z samples"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda if available), cpu, cuda, cuda:N"})
+    save_every: int = field(default=0, metadata={"help": "also save resume state every N steps (0 = per epoch)"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
+    resume: bool = field(default=False, metadata={"help": "continue the run saved in --out"})
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "lr_final_ratio": 0 < self.lr_final_ratio <= 1, "beta": self.beta >= 0,
+            "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0,
+            "val_size": self.val_size >= 0, "train_size": self.train_size >= 0,
+            "save_every": self.save_every >= 0, "threads": self.threads >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} has an invalid value: {getattr(self, name)}")
+
+    @property
+    def dynamic_binarization(self) -> bool:
+        return self.binarize == "dynamic" or (self.binarize == "auto" and self.dataset == "mnist")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being finite."""
+
+
+class _LossModule(nn.Module):
+    """Routes Autoencoder.loss through forward() so a DDP wrapper syncs its gradients."""
+
+    def __init__(self, model: Autoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, beta: float, free_bits: float, generator: torch.Generator) -> dict[str, Tensor]:
+        return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator)
+
+
+@dataclass
+class Data:
+    """Training and validation images (uint8 (N, H, W) or float (N, 1, H, W)), on the device."""
+
+    train: Tensor
+    val: Tensor
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if cfg.lr_schedule == "constant" or total <= 1:
+        return cfg.lr
+    t = min(step / (total - 1), 1.0)
+    low = cfg.lr * cfg.lr_final_ratio
+    return low + 0.5 * (cfg.lr - low) * (1 + math.cos(math.pi * t))
+
+
+def beta_at(step: int, cfg: TrainConfig) -> float:
+    """Linear KL warm-up (Bowman et al. 2016; Sønderby et al. 2016)."""
+    if cfg.kl_warmup_steps == 0:
+        return cfg.beta
+    return cfg.beta * min(1.0, (step + 1) / cfg.kl_warmup_steps)
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[Tensor]:
+    """The batches of one epoch: a permutation that depends only on (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return list(torch.randperm(n, generator=g).split(batch_size))
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> Data:
+    images, _ = load_split(cfg.dataset, cfg.data_root, train=True)
+    if cfg.train_size:
+        images = images[: cfg.train_size + cfg.val_size]
+    if cfg.val_size >= len(images):
+        raise ValueError(f"--val-size {cfg.val_size} leaves no training images (dataset has {len(images)})")
+    n_val = cfg.val_size
+    return Data(train=images[n_val:].to(device), val=images[:n_val].to(device))
+
+
+@torch.no_grad()
+def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Negative ELBO (beta = 1) on the held-out split, with a fixed seed so epochs compare."""
+    if len(images) == 0:
+        return {}
+    model.eval()
+    g = torch.Generator(device=device).manual_seed(10_000 + cfg.seed)
+    sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    for idx in torch.arange(len(images), device=device).split(1000):
+        x = prepare_batch(images[idx], cfg.dynamic_binarization, g)
+        terms = model.loss(x, beta=1.0, generator=g)
+        for k in sums:
+            sums[k] += terms[k].item() * len(idx)
+    model.train()
+    return {f"val_{k}": v / len(images) for k, v in sums.items()}
+
+
+def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device: torch.device, history: list) -> dict:
+    import numpy
+    import safetensors
+    import torchvision
+
+    return {
+        "model_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(cfg),
+        "seed": cfg.seed,
+        "dataset": cfg.dataset,
+        "dataset_files_sha256": raw_file_hashes(cfg.dataset, cfg.data_root),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+                     "safetensors": safetensors.__version__},
+        "device": str(device),
+        "train_seconds": round(seconds, 1),
+        "history": history,
+    }
+
+
+# ---- resume state: one safetensors file, JSON in its metadata, no pickle -----------------------
+def save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
+    opt_sd = opt.state_dict()
+    for idx, state in opt_sd["state"].items():
+        for k, v in state.items():
+            tensors[f"optim.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    tensors["rng"] = gen.get_state()
+    meta = dict(meta, param_groups=opt_sd["param_groups"])
+    atomic_save_tensors(path, tensors, metadata={"json": json.dumps(meta)})
+
+
+def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["json"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{path} is corrupt ({type(e).__name__}); delete it and train without --resume") from None
+    unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    gen.set_state(tensors["rng"])
+    return meta
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, progress: bool = True) -> tuple[Autoencoder, list]:
+    """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history)."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = pick_device(cfg.device)
+    if world > 1:  # launched by torchrun: one process per GPU (or per CPU slot with gloo)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    data = data or load_data(cfg, device)
+    data = Data(train=data.train.to(device), val=data.val.to(device))
+
+    torch.manual_seed(cfg.seed)  # parameter init
+    model = Autoencoder(model_cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
+    step, start_epoch, start_batch, history, elapsed = 0, 0, 0, [], 0.0
+    if cfg.resume:
+        path = out / RESUME_NAME
+        if not path.is_file():
+            raise CheckpointError(f"--resume: no saved state at {path}; start the run without --resume")
+        meta = load_state(path, model, opt, gen)
+        _check_same_run(meta, cfg, model_cfg, path)
+        step, start_epoch, start_batch = meta["step"], meta["epoch"], meta["batch"]
+        history, elapsed = meta["history"], meta["elapsed"]
+    loss_module: nn.Module = _LossModule(model)
+    if world > 1:
+        loss_module = nn.parallel.DistributedDataParallel(loss_module)
+
+    n = len(data.train)
+    batches_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = cfg.epochs * batches_per_epoch
+    t0 = time.perf_counter() - elapsed
+
+    def save(epoch: int, batch: int, final_model: bool) -> None:
+        if rank != 0:
+            return
+        meta = {"step": step, "epoch": epoch, "batch": batch, "history": history,
+                "elapsed": time.perf_counter() - t0, "train_config": dataclasses.asdict(cfg),
+                "model_config": dataclasses.asdict(model_cfg)}
+        if final_model:  # weights first, then the state that points past them
+            save_pretrained(model, out, provenance(cfg, model_cfg, time.perf_counter() - t0, device, history))
+        save_state(out / RESUME_NAME, model, opt, gen, meta)
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)
+        sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
+        bar = tqdm(range(start_batch, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress or rank != 0, leave=False, file=sys.stderr)
+        for b in bar:
+            idx = batches[b].to(device)
+            idx = idx[rank::world]  # this rank's share of the global batch
+            x = prepare_batch(data.train[idx], cfg.dynamic_binarization, gen)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total_steps, cfg)
+            terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen)
+            if not torch.isfinite(terms["loss"]):
+                raise TrainingDiverged(
+                    f"loss became {terms['loss'].item()} at step {step} (epoch {epoch + 1}); stopped. "
+                    f"The last good checkpoint in {out} is kept. Try a lower --lr or check the data."
+                )
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            step += 1
+            for k in sums:
+                sums[k] += terms[k].item()
+            count += 1
+            if step % 50 == 0:
+                bar.set_postfix({k: f"{v / count:.2f}" for k, v in sums.items()})
+            if cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches):
+                save(epoch, b + 1, final_model=False)
+        start_batch = 0
+        record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total_steps, cfg),
+                  **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                  **validate(unwrap(model), data.val, cfg, device),
+                  "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(record)
+        if rank == 0:
+            print(json.dumps(record), flush=True)
+        save(epoch + 1, 0, final_model=True)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return model.eval(), history
+
+
+def _check_same_run(meta: dict, cfg: TrainConfig, model_cfg: ModelConfig, path: Path) -> None:
+    ignore = {"resume", "device", "threads", "data_root"}
+    saved = {k: v for k, v in meta["train_config"].items() if k not in ignore}
+    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+    diff = sorted(k for k in now if saved.get(k) != now[k])
+    if meta["model_config"] != dataclasses.asdict(model_cfg):
+        diff.append("model config")
+    if diff:
+        raise CheckpointError(f"--resume: {path} was saved with different settings ({', '.join(diff)}); pass the same flags")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, ModelConfig]:
+    parser = OneLineParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    add_dataclass_flags(parser, TrainConfig)
+    add_dataclass_flags(parser, ModelConfig)
+    args = parser.parse_args(argv)
+    try:
+        return build_dataclass(TrainConfig, args), build_dataclass(ModelConfig, args)
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, model_cfg = parse_args(argv)
+    prog = "python -m training.train"
+    try:
+        _, history = train(cfg, model_cfg, progress=sys.stderr.isatty())
+    except (DataError, CheckpointError, TrainingDiverged, ValueError) as e:
+        fail(prog, str(e))
+    except KeyboardInterrupt:
+        fail(prog, f"interrupted; continue with the same flags plus --resume (state in {cfg.out})", 130)
+    last = history[-1] if history else {}
+    print(f"saved {cfg.out} ({len(history)} epochs, val_loss {last.get('val_loss', float('nan')):.2f})")
+
+
+if __name__ == "__main__":
+    main()
