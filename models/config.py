@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,16 +28,24 @@ class ModelConfig:
     image_channels: int = field(default=1, metadata={"help": "1 for grayscale"})
 
     def __post_init__(self) -> None:
+        # Types first: config.json is user-editable, and "16" or 2.5 would only fail deep in nn.Linear.
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, tp = getattr(self, f.name), hints[f.name]
+            if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
         for name in ("family", "bottleneck", "likelihood"):
             choices = _literal_choices(self, name)
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name in ("latent_dim", "channels", "hidden_dim", "image_size", "image_channels"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.family == "conv" and self.image_size % 4:
             raise ValueError(f"the conv family halves the image twice: image_size must be divisible by 4, got {self.image_size}")
-        if self.gaussian_std <= 0:
+        if not (0 < self.gaussian_std < math.inf):  # also rejects NaN
             raise ValueError(f"gaussian_std must be > 0, got {self.gaussian_std}")
 
     @property

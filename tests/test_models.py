@@ -1,0 +1,294 @@
+"""Every model family x bottleneck x likelihood, tiny configs, checked against torch.distributions."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
+from models import Autoencoder, CheckpointError, DiagonalGaussian, ModelConfig, PointMass
+
+torch.set_num_threads(1)
+B, D, SIZE = 5, 3, 8
+VARIANTS = [
+    (family, bottleneck, likelihood)
+    for family in ("conv", "mlp")
+    for bottleneck in ("ae", "vae")
+    for likelihood in ("bernoulli", "gaussian")
+]
+
+
+def tiny_config(family="conv", bottleneck="vae", likelihood="bernoulli", **kw) -> ModelConfig:
+    return ModelConfig(family=family, bottleneck=bottleneck, likelihood=likelihood, latent_dim=D,
+                       channels=4, hidden_dim=16, image_size=SIZE, gaussian_std=0.3, **kw)
+
+
+def make_model(family, bottleneck, likelihood, seed=0) -> Autoencoder:
+    torch.manual_seed(seed)
+    model = Autoencoder(tiny_config(family, bottleneck, likelihood))
+    with torch.no_grad():  # a wider posterior than at init, so KL terms differ per dimension
+        model.to_latent.bias.normal_(0, 1.0)
+    return model.eval()
+
+
+def make_batch(likelihood: str, seed: int = 1) -> torch.Tensor:
+    """(B, 1, SIZE, SIZE): binary pixels for the Bernoulli decoder (its support), intensities otherwise."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((B, 1, SIZE, SIZE), generator=g)
+    return torch.bernoulli(x, generator=g) if likelihood == "bernoulli" else x
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def variant(request):
+    family, bottleneck, likelihood = request.param
+    return make_model(family, bottleneck, likelihood), make_batch(likelihood)
+
+
+# ---- shapes and the shared interface ------------------------------------------------------------
+def test_shapes(variant):
+    model, x = variant
+    posterior = model.encode(x)
+    assert posterior.mean.shape == (B, D)
+    assert posterior.std.shape == (B, D)
+    assert posterior.sample(gen(0)).shape == (B, D)
+    assert posterior.kl().shape == (B,)
+    assert posterior.kl_per_dim().shape == (B, D)
+    assert model.decode(posterior.mode()).shape == (B, 1, SIZE, SIZE)
+    out = model(x)
+    assert out.shape == (B, 1, SIZE, SIZE)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_loss_terms_finite_and_combined(variant):
+    model, x = variant
+    terms = model.loss(x, beta=0.7, generator=gen(3))
+    assert set(terms) == {"loss", "recon", "kl"}
+    for name, value in terms.items():
+        assert value.shape == () and torch.isfinite(value), name
+    torch.testing.assert_close(terms["loss"], terms["recon"] + 0.7 * terms["kl"])
+    assert terms["kl"] >= 0
+
+
+def test_recon_matches_torch_distributions(variant):
+    """recon = -log p(x|z), summed over pixels, averaged over the batch, z ~ q(z|x) with the same seed."""
+    model, x = variant
+    z = model.encode(x).sample(gen(4))
+    params = model.decode(z)
+    if model.config.likelihood == "bernoulli":
+        log_px = Bernoulli(logits=params).log_prob(x)
+    else:
+        log_px = Normal(params, model.config.gaussian_std).log_prob(x)
+    expected = -log_px.sum(dim=(1, 2, 3)).mean()
+    torch.testing.assert_close(model.loss(x, generator=gen(4))["recon"], expected)
+
+
+def test_forward_is_deterministic_by_default(variant):
+    model, x = variant
+    assert torch.equal(model(x), model(x))
+    torch.testing.assert_close(model(x), model.decode_image(model.encode(x).mean))
+
+
+def test_save_load_gives_identical_outputs(variant, tmp_path):
+    model, x = variant
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = Autoencoder.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config == model.config
+    assert not loaded.training
+    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded.encode(x).std, model.encode(x).std)
+    z = torch.randn(B, D, generator=gen(5))
+    assert torch.equal(loaded.decode(z), model.decode(z))
+
+
+# ---- the bottleneck: VAE posterior vs references, AE point mass -----------------------------------
+@pytest.mark.parametrize("family", ["conv", "mlp"])
+def test_vae_kl_matches_torch_distributions(family):
+    model, x = make_model(family, "vae", "bernoulli"), make_batch("bernoulli")
+    posterior = model.encode(x)
+    assert isinstance(posterior, DiagonalGaussian)
+    reference = kl_divergence(Normal(posterior.mean, posterior.std), Normal(0.0, 1.0))  # (B, D)
+    torch.testing.assert_close(posterior.kl_per_dim(), reference)
+    torch.testing.assert_close(posterior.kl(), reference.sum(dim=1))
+    terms = model.loss(x, generator=gen(0))
+    torch.testing.assert_close(terms["kl"], reference.sum(dim=1).mean())
+
+
+def test_diagonal_gaussian_against_normal_for_wide_parameters():
+    g = gen(6)
+    mean, logvar = 3 * torch.randn(4, 7, generator=g), 4 * torch.randn(4, 7, generator=g)
+    q = DiagonalGaussian(mean, logvar)
+    ref = Normal(mean, torch.exp(0.5 * logvar))
+    torch.testing.assert_close(q.kl(), kl_divergence(ref, Normal(0.0, 1.0)).sum(1))
+    z = torch.randn(3, 4, 7, generator=g) * 2  # (k, B, D): log_prob sums D and keeps (k, B)
+    torch.testing.assert_close(q.log_prob(z), ref.log_prob(z).sum(-1))
+    assert q.log_prob(z).shape == (3, 4)
+
+
+def test_vae_sample_is_seeded():
+    posterior = make_model("conv", "vae", "gaussian").encode(make_batch("gaussian"))
+    a, b, c = posterior.sample(gen(1)), posterior.sample(gen(1)), posterior.sample(gen(2))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert not torch.allclose(a, posterior.mode())
+    model, x = make_model("mlp", "vae", "bernoulli"), make_batch("bernoulli")
+    assert torch.equal(model(x, sample_posterior=True, generator=gen(1)), model(x, sample_posterior=True, generator=gen(1)))
+    assert not torch.equal(model(x, sample_posterior=True, generator=gen(1)), model(x))
+
+
+@pytest.mark.parametrize("family", ["conv", "mlp"])
+def test_ae_posterior_is_a_point_mass(family):
+    model, x = make_model(family, "ae", "bernoulli"), make_batch("bernoulli")
+    posterior = model.encode(x)
+    assert isinstance(posterior, PointMass)
+    assert torch.equal(posterior.sample(gen(1)), posterior.mode())
+    assert torch.equal(posterior.sample(gen(1)), posterior.sample(gen(2)))
+    assert torch.equal(posterior.kl(), torch.zeros(B))
+    assert torch.equal(posterior.std, torch.zeros(B, D))
+    terms = model.loss(x, beta=3.0, generator=gen(0))
+    assert terms["kl"].item() == 0.0
+    assert torch.equal(terms["loss"], terms["recon"])
+    with pytest.raises(ValueError, match="VAE"):
+        model.importance_log_weights(x, k=2)
+
+
+def test_free_bits_clamp_each_dimension_from_below():
+    """Kingma et al. 2016 eq. 15: a dim whose batch-mean KL is below lambda contributes lambda."""
+    model, x = make_model("conv", "vae", "bernoulli"), make_batch("bernoulli")
+    kl_per_dim = model.encode(x).kl_per_dim().mean(dim=0)  # (D,)
+    threshold = kl_per_dim.median().item()
+    assert (kl_per_dim < threshold).any() and (kl_per_dim > threshold).any()  # both sides exercised
+    beta = 0.5
+    terms = model.loss(x, beta=beta, free_bits=threshold, generator=gen(7))
+    plain = model.loss(x, beta=beta, generator=gen(7))
+    expected_kl_term = sum(max(k, threshold) for k in kl_per_dim.tolist())
+    torch.testing.assert_close(terms["loss"], terms["recon"] + beta * torch.tensor(expected_kl_term))
+    torch.testing.assert_close(terms["kl"], plain["kl"])  # the reported KL is the true one
+    torch.testing.assert_close(terms["recon"], plain["recon"])
+    assert terms["loss"] > plain["loss"]
+
+
+def test_importance_weights_shape_and_bound():
+    model, x = make_model("mlp", "vae", "gaussian"), make_batch("gaussian")
+    log_w = model.importance_log_weights(x, k=6, generator=gen(0))
+    assert log_w.shape == (6, B) and torch.isfinite(log_w).all()
+    # E[log w] is the ELBO; over 6 samples, compare with the analytic-KL ELBO loosely.
+    elbo = -model.loss(x, generator=gen(0))["loss"]
+    assert abs(log_w.mean() - elbo) < 0.5 * abs(elbo) + 20
+
+
+# ---- config validation ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [
+    {"family": "resnet"}, {"bottleneck": "flow"}, {"likelihood": "poisson"}, {"latent_dim": 0},
+    {"latent_dim": -3}, {"latent_dim": 2.5}, {"latent_dim": "16"}, {"channels": 0}, {"hidden_dim": 0},
+    {"image_size": 30}, {"gaussian_std": 0.0}, {"gaussian_std": -1.0}, {"gaussian_std": float("nan")},
+])
+def test_model_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        ModelConfig(**bad)
+
+
+def test_model_config_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({**dataclasses.asdict(ModelConfig()), "dropout": 0.1})
+    assert ModelConfig.from_dict(json.loads(ModelConfig(latent_dim=2).to_json())) == ModelConfig(latent_dim=2)
+
+
+# ---- checkpoint files: no pickle, and one clear error for every kind of damage ----------------------
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    folder = tmp_path / "ckpt"
+    make_model("conv", "vae", "bernoulli").save_pretrained(folder, metrics={"note": "test"})
+    return folder
+
+
+def test_checkpoint_is_json_and_safetensors_without_pickle(saved, monkeypatch):
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    assert json.loads((saved / "config.json").read_text())["latent_dim"] == D
+    raw = (saved / "model.safetensors").read_bytes()
+    (header_len,) = struct.unpack("<Q", raw[:8])  # safetensors: u64 header size, JSON header, raw tensor bytes
+    header = json.loads(raw[8 : 8 + header_len])
+    assert all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
+    assert b"\x80\x04" not in raw[:2] and not raw.startswith(b"PK")  # neither a pickle nor a torch zip
+    import pickle
+
+    def refuse(*a, **k):
+        raise AssertionError("checkpoint loading must not unpickle")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    Autoencoder.from_pretrained(saved)
+
+
+def _config_edit(**changes):
+    def edit(folder: Path) -> str:
+        path = folder / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+        return "config.json"
+    return edit
+
+
+def _missing_folder(folder: Path) -> str:
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+    return folder.name
+
+
+def _delete(name):
+    def edit(folder: Path) -> str:
+        (folder / name).unlink()
+        return name
+    return edit
+
+
+def _truncate(folder: Path) -> str:
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path.name
+
+
+def _garbage(name):
+    def edit(folder: Path) -> str:
+        (folder / name).write_bytes(bytes(range(256)) * 8)
+        return name
+    return edit
+
+
+DAMAGE = {
+    "missing-folder": _missing_folder,
+    "missing-config": _delete("config.json"),
+    "missing-weights": _delete("model.safetensors"),
+    "truncated-weights": _truncate,
+    "garbage-weights": _garbage("model.safetensors"),
+    "garbage-config": _garbage("config.json"),
+    "config-latent-dim-mismatch": _config_edit(latent_dim=D + 1),
+    "config-family-mismatch": _config_edit(family="mlp"),
+    "config-bottleneck-mismatch": _config_edit(bottleneck="ae"),
+    "config-invalid-latent-dim": _config_edit(latent_dim=-1),
+    "config-invalid-type": _config_edit(latent_dim="3"),
+    "config-invalid-choice": _config_edit(likelihood="poisson"),
+    "config-unknown-key": _config_edit(dropout=0.5),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_bad_checkpoint_gives_one_clear_error(saved, damage):
+    name = DAMAGE[damage](saved)
+    with pytest.raises(CheckpointError) as info:
+        Autoencoder.from_pretrained(saved)
+    message = str(info.value)
+    assert name in message, message
+    assert "make checkpoints" in message, message
+    assert "\n" not in message
+    # One error, not a chain of tracebacks: the low-level cause is suppressed.
+    assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)
