@@ -33,9 +33,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, .
         kwargs: dict = {"default": f.default, "help": f"{f.metadata.get('help', '')} (default: {f.default})"}
         if typing.get_origin(tp) is typing.Literal:
             kwargs["choices"] = typing.get_args(tp)
-        elif tp is bool:
-            kwargs["type"] = _parse_bool
-            kwargs["metavar"] = "{true,false}"
+        elif tp is bool:  # `--resume` alone means true; `--resume false` also works
+            kwargs.update(type=_parse_bool, nargs="?", const=True, metavar="{true,false}")
         else:
             kwargs["type"] = tp
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import torch
@@ -36,6 +37,17 @@ def _writable_root(name: str, root: Path) -> Path:
     return CACHE_ROOT
 
 
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """torchvision downloads only when the raw files are missing; offline, fail in seconds, not minutes."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def load_split(name: str, root: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor]:
     """(images uint8 (N, 28, 28), labels int64 (N,)) of one split; DataError if unavailable."""
     if name not in DATASETS:
@@ -47,7 +59,7 @@ def load_split(name: str, root: str | os.PathLike, train: bool) -> tuple[Tensor,
     try:
         root_used = _writable_root(name, root)
         # torchvision prints download progress; keep the CLI output to our own lines.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), _socket_timeout(20):
             ds = getattr(tvd, cls_name)(str(root_used), train=train, download=True)
     except Exception as e:  # no network, corrupt file, permission: one message for all
         gz = ", ".join(f + ".gz" for f in RAW_FILES)
@@ -80,6 +92,9 @@ def to_float(images: Tensor) -> Tensor:
 
 
 def prepare_batch(images: Tensor, binarize: bool, generator: torch.Generator | None) -> Tensor:
-    """uint8 batch -> model input. Dynamic binarization: x ~ Bernoulli(intensity), fresh each time."""
-    x = to_float(images)
+    """uint8 (B, H, W) or float (B, 1, H, W) batch -> model input (B, 1, H, W) in [0, 1].
+
+    Dynamic binarization: x ~ Bernoulli(intensity), fresh each time.
+    """
+    x = images if images.is_floating_point() else to_float(images)  # float data is already in [0, 1]
     return torch.bernoulli(x, generator=generator) if binarize else x

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from training.cli import OneLineParser, add_dataclass_flags, build_dataclass, fa
 from training.data import DataError, load_split, prepare_batch, raw_file_hashes
 
 RESUME_NAME = "resume.safetensors"
+# Test hook (tests/test_training.py): with this set to N, train() SIGKILLs its own process right
+# after optimizer step N (and after any save at that step), to test --resume after a hard crash.
+KILL_AT_STEP_ENV = "LATENT_EXPLORER_KILL_AT_STEP"
 
 
 @dataclass
@@ -152,7 +156,8 @@ def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch
     return {f"val_{k}": v / len(images) for k, v in sums.items()}
 
 
-def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device: torch.device, history: list) -> dict:
+def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device: torch.device, history: list,
+               from_disk: bool = True) -> dict:
     import numpy
     import safetensors
     import torchvision
@@ -162,7 +167,8 @@ def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device:
         "train_config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
         "dataset": cfg.dataset,
-        "dataset_files_sha256": raw_file_hashes(cfg.dataset, cfg.data_root),
+        # Data passed to train() in memory has no files: hashing whatever lies in --data-root would mislead.
+        "dataset_files_sha256": raw_file_hashes(cfg.dataset, cfg.data_root) if from_disk else {},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "numpy": numpy.__version__,
                      "safetensors": safetensors.__version__},
@@ -216,6 +222,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    from_disk = data is None
     data = data or load_data(cfg, device)
     data = Data(train=data.train.to(device), val=data.val.to(device))
 
@@ -240,6 +247,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     batches_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * batches_per_epoch
     t0 = time.perf_counter() - elapsed
+    kill_at_step = int(os.environ.get(KILL_AT_STEP_ENV, "0"))
 
     def save(epoch: int, batch: int, final_model: bool) -> None:
         if rank != 0:
@@ -248,7 +256,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 "elapsed": time.perf_counter() - t0, "train_config": dataclasses.asdict(cfg),
                 "model_config": dataclasses.asdict(model_cfg)}
         if final_model:  # weights first, then the state that points past them
-            save_pretrained(model, out, provenance(cfg, model_cfg, time.perf_counter() - t0, device, history))
+            save_pretrained(model, out, provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
         save_state(out / RESUME_NAME, model, opt, gen, meta)
 
     from tqdm.auto import tqdm
@@ -282,6 +290,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 bar.set_postfix({k: f"{v / count:.2f}" for k, v in sums.items()})
             if cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches):
                 save(epoch, b + 1, final_model=False)
+            if step == kill_at_step:  # test hook, see KILL_AT_STEP_ENV
+                os.kill(os.getpid(), signal.SIGKILL)
         start_batch = 0
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total_steps, cfg),
                   **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},

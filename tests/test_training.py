@@ -1,0 +1,226 @@
+"""The training loop on tiny synthetic data: learning, determinism, crash + resume, NaN, atomic writes."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import models.checkpoint as checkpoint
+from models import Autoencoder, CheckpointError, ModelConfig
+from tests.fake_data import make_images, write_fake_mnist
+from training.data import prepare_batch
+from training.train import (KILL_AT_STEP_ENV, RESUME_NAME, Data, TrainConfig, TrainingDiverged, beta_at, epoch_order,
+                            load_data, lr_at, train)
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = dict(family="mlp", latent_dim=2, hidden_dim=32)
+
+
+def tiny_data(n_train=160, n_val=40, seed=0) -> Data:
+    images = torch.from_numpy(make_images(n_train + n_val, seed)[0])
+    return Data(train=images[n_val:], val=images[:n_val])
+
+
+def tiny_cfg(out: Path, **kw) -> TrainConfig:
+    base = dict(out=str(out), data_root=str(out), epochs=1, batch_size=32, lr=3e-3, device="cpu", threads=1, seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"weights differ: {different}"
+
+
+# ---- learning and determinism -------------------------------------------------------------------
+def test_loss_goes_down(tmp_path):
+    _, history = train(tiny_cfg(tmp_path, epochs=4, lr=5e-3), ModelConfig(bottleneck="vae", **TINY_MODEL),
+                       tiny_data(), progress=False)
+    losses = [h["train_loss"] for h in history]
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert Autoencoder.from_pretrained(tmp_path).config.bottleneck == "vae"
+
+
+def test_same_seed_gives_bitwise_identical_weights(tmp_path):
+    model_cfg, data = ModelConfig(bottleneck="vae", **TINY_MODEL), tiny_data()
+    a, _ = train(tiny_cfg(tmp_path / "a", epochs=2), model_cfg, data, progress=False)
+    b, _ = train(tiny_cfg(tmp_path / "b", epochs=2), model_cfg, data, progress=False)
+    c, _ = train(tiny_cfg(tmp_path / "c", epochs=2, seed=1), model_cfg, data, progress=False)
+    assert_same_weights(weights(a), weights(b))
+    assert not torch.equal(a.decoder.net[-2].weight, c.decoder.net[-2].weight)
+    # The saved file holds exactly the returned weights.
+    assert_same_weights(weights(a), weights(Autoencoder.from_pretrained(tmp_path / "a")))
+
+
+def test_provenance_in_metrics(tmp_path):
+    train(tiny_cfg(tmp_path), ModelConfig(bottleneck="ae", **TINY_MODEL), tiny_data(), progress=False)
+    metrics = checkpoint.read_metrics(tmp_path)
+    assert metrics["seed"] == 0 and metrics["train_config"]["batch_size"] == 32
+    assert metrics["model_config"]["bottleneck"] == "ae"
+    assert metrics["versions"]["torch"] == torch.__version__
+    assert len(metrics["history"]) == 1 and metrics["train_seconds"] >= 0
+    assert metrics["dataset_files_sha256"] == {}  # in-memory data: no files to vouch for
+
+
+# ---- schedules and binarization -----------------------------------------------------------------
+def test_kl_warmup_is_linear_then_flat():
+    cfg = TrainConfig(beta=2.0, kl_warmup_steps=4)
+    assert [beta_at(s, cfg) for s in range(6)] == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
+    assert beta_at(0, TrainConfig(beta=0.3)) == 0.3
+
+
+def test_lr_schedule_values():
+    cfg = TrainConfig(lr=1e-2, lr_final_ratio=0.1)
+    total = 11
+    assert lr_at(0, total, cfg) == pytest.approx(1e-2)
+    assert lr_at(5, total, cfg) == pytest.approx((1e-2 + 1e-3) / 2)  # cosine midpoint
+    assert lr_at(10, total, cfg) == pytest.approx(1e-3)
+    values = [lr_at(s, total, cfg) for s in range(total)]
+    assert all(x > y for x, y in zip(values, values[1:]))
+    assert lr_at(7, total, TrainConfig(lr=1e-2, lr_schedule="constant")) == 1e-2
+
+
+def test_lr_used_in_training_ends_at_final_ratio(tmp_path):
+    _, history = train(tiny_cfg(tmp_path, epochs=2, lr=1e-2, lr_final_ratio=0.25), ModelConfig(**TINY_MODEL),
+                       tiny_data(), progress=False)
+    assert history[0]["lr"] > history[-1]["lr"] == pytest.approx(2.5e-3)
+
+
+def test_binarization_choice_per_dataset():
+    assert TrainConfig(dataset="mnist").dynamic_binarization
+    assert not TrainConfig(dataset="fashion-mnist").dynamic_binarization
+    assert TrainConfig(dataset="fashion-mnist", binarize="dynamic").dynamic_binarization
+    assert not TrainConfig(dataset="mnist", binarize="none").dynamic_binarization
+
+
+def test_dynamic_binarization_is_binary_and_fresh_each_step(tmp_path, monkeypatch):
+    seen = []
+    original = Autoencoder.loss
+
+    def spy(self, x, **kw):
+        if self.training:
+            seen.append(x.clone())
+        return original(self, x, **kw)
+
+    monkeypatch.setattr(Autoencoder, "loss", spy)
+    gray = torch.full((16, 28, 28), 128, dtype=torch.uint8)  # every image the same: only the draw differs
+    train(tiny_cfg(tmp_path, dataset="mnist", epochs=3, batch_size=16), ModelConfig(**TINY_MODEL),
+          Data(train=gray, val=gray[:4]), progress=False)
+    assert len(seen) == 3
+    for x in seen:
+        assert set(x.unique().tolist()) == {0.0, 1.0}
+        assert abs(x.mean().item() - 128 / 255) < 0.05  # Bernoulli(intensity)
+    assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[1], seen[2])
+    # Without binarization the same images give the same input.
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(prepare_batch(gray[:2], False, g), torch.full((2, 1, 28, 28), 128 / 255))
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    a = torch.cat(epoch_order(50, 8, seed=3, epoch=2))
+    assert torch.equal(a, torch.cat(epoch_order(50, 8, seed=3, epoch=2)))
+    assert sorted(a.tolist()) == list(range(50))
+    assert not torch.equal(a, torch.cat(epoch_order(50, 8, seed=3, epoch=1)))
+
+
+# ---- failure handling ---------------------------------------------------------------------------
+def test_nan_stops_cleanly_and_keeps_last_checkpoint(tmp_path):
+    model_cfg = ModelConfig(**TINY_MODEL)
+    train(tiny_cfg(tmp_path, dataset="fashion-mnist"), model_cfg, tiny_data(), progress=False)
+    before = weights(Autoencoder.from_pretrained(tmp_path))
+    files_before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    data = tiny_data()
+    bad = data.train.unsqueeze(1).float() / 255  # float input (N, 1, H, W)
+    bad[7] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step \d+.*last good checkpoint"):
+        train(tiny_cfg(tmp_path, dataset="fashion-mnist", save_every=1), model_cfg,
+              Data(train=bad, val=bad[:8]), progress=False)
+    assert_same_weights(before, weights(Autoencoder.from_pretrained(tmp_path)))
+    for name in ("model.safetensors", "config.json", "metrics.json"):
+        assert (tmp_path / name).read_bytes() == files_before[name], name
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    train(tiny_cfg(tmp_path), ModelConfig(**TINY_MODEL), tiny_data(), progress=False)
+    with pytest.raises(CheckpointError, match="different settings.*lr"):
+        train(tiny_cfg(tmp_path, lr=1e-4, resume=True), ModelConfig(**TINY_MODEL), tiny_data(), progress=False)
+    with pytest.raises(CheckpointError, match="no saved state"):
+        train(tiny_cfg(tmp_path / "empty", resume=True), ModelConfig(**TINY_MODEL), tiny_data(), progress=False)
+
+
+def _half_then_fail(tensors, path, metadata=None):
+    from safetensors.torch import save_file as real_save_file
+
+    real_save_file(tensors, path, metadata=metadata)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    raise OSError("disk full (simulated)")
+
+
+def test_atomic_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    old = Autoencoder(ModelConfig(**TINY_MODEL))
+    old.save_pretrained(tmp_path)
+    old_bytes = (tmp_path / "model.safetensors").read_bytes()
+    monkeypatch.setattr(checkpoint, "save_file", _half_then_fail)
+    torch.manual_seed(1)
+    with pytest.raises(OSError, match="simulated"):
+        Autoencoder(ModelConfig(**TINY_MODEL)).save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").read_bytes() == old_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert_same_weights(weights(old), weights(Autoencoder.from_pretrained(tmp_path)))
+
+
+# ---- a hard crash (SIGKILL) mid-epoch, then --resume, matches the uninterrupted run -------------------
+CLI_FLAGS = ["--dataset", "mnist", "--val-size", "40", "--epochs", "2", "--batch-size", "32", "--family", "mlp",
+             "--hidden-dim", "32", "--latent-dim", "2", "--bottleneck", "vae", "--kl-warmup-steps", "4",
+             "--lr", "3e-3", "--seed", "0", "--threads", "1", "--device", "cpu", "--save-every", "3"]
+
+
+def run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    env.pop(KILL_AT_STEP_ENV, None) if not env_extra else None
+    return subprocess.run([sys.executable, "-m", "training.train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_kill_then_resume_matches_uninterrupted_run(tmp_path):
+    root = write_fake_mnist(tmp_path / "data", n_train=200, n_test=20)
+    out = tmp_path / "run"
+    flags = [*CLI_FLAGS, "--data-root", str(root), "--out", str(out)]
+    # 160 training images / 32 = 5 steps per epoch. Saves at steps 3, 5 (epoch end), 6; killed after step 7.
+    killed = run_cli(flags, {KILL_AT_STEP_ENV: "7"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    after_kill = Autoencoder.from_pretrained(out)  # the epoch-1 checkpoint left behind loads fine
+    assert all(torch.isfinite(v).all() for v in after_kill.state_dict().values())
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    from safetensors import safe_open
+
+    with safe_open(str(out / RESUME_NAME), framework="pt") as f:
+        assert '"step": 6' in f.metadata()["json"]
+
+    resumed = run_cli([*flags, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "saved" in resumed.stdout
+
+    # The uninterrupted reference, in process, on the same files.
+    cfg = TrainConfig(dataset="mnist", data_root=str(root), out=str(tmp_path / "ref"), val_size=40, epochs=2,
+                      batch_size=32, kl_warmup_steps=4, lr=3e-3, seed=0, threads=1, device="cpu", save_every=3)
+    model_cfg = ModelConfig(family="mlp", hidden_dim=32, latent_dim=2, bottleneck="vae")
+    reference, history = train(cfg, model_cfg, load_data(cfg, torch.device("cpu")), progress=False)
+    assert history[-1]["step"] == 10
+    assert_same_weights(weights(reference), load_file(str(out / "model.safetensors")))
