@@ -1,0 +1,173 @@
+"""Build the app's atlas: `python -m training.export --dataset mnist --data-root DIR [--checkpoints DIR]`.
+
+Writes <checkpoints>/<dataset>/atlas.npz (np.savez_compressed, no pickle), the format in the
+team notes: a seeded 5000-image test subset, each model's posterior means (and stds), a 2-D
+umap-learn embedding of each 16-D model's means, and a 10-component full-covariance
+GaussianMixture fitted on each AE's training-set codes. umap / sklearn are imported inside the
+functions that need them, so importing this module (or the app) never pulls them in.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import Autoencoder
+from models.checkpoint import CheckpointError, atomic_write
+from training.cli import OneLineParser, fail
+from training.data import DataError, load_split, to_float
+
+MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+ATLAS_NAME = "atlas.npz"
+REGENERATE = "run `make checkpoints` to regenerate every model (see training/checkpoints.sh)"
+
+
+def subset_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
+    """The atlas subset: n distinct test indices from a seeded permutation, sorted ascending; (n,) int64."""
+    g = torch.Generator().manual_seed(seed)
+    return np.sort(torch.randperm(n_total, generator=g)[:n].numpy()).astype(np.int64)
+
+
+@torch.inference_mode()
+def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, H, W) -> posterior mean and std, float32 (N, D) each (std is 0 for an AE).
+
+    The encoder sees grayscale intensities in [0, 1] (no binarization), as the app does.
+    """
+    device = next(model.parameters()).device
+    means, stds = [], []
+    for chunk in images.split(batch_size):
+        posterior = model.encode(to_float(chunk).to(device))
+        means.append(posterior.mean.float().cpu())
+        stds.append(posterior.std.float().cpu())
+    return torch.cat(means).numpy(), torch.cat(stds).numpy()
+
+
+def umap_embedding(means: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D umap-learn embedding of (N, D) codes, random_state=seed; (N, 2) float32."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden to 1 by setting random_state" etc.
+        import umap
+
+        return umap.UMAP(n_components=2, random_state=seed).fit_transform(means).astype(np.float32)
+
+
+def fit_gmm(codes: np.ndarray, n_components: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+    """sklearn GaussianMixture(K, full covariance) on (N, D) codes -> weights (K,), means (K, D), covariances (K, D, D)."""
+    from sklearn.mixture import GaussianMixture
+
+    gmm = GaussianMixture(n_components=n_components, covariance_type="full", random_state=seed).fit(codes)
+    return {"gmm_weights": gmm.weights_.astype(np.float32), "gmm_means": gmm.means_.astype(np.float32),
+            "gmm_covariances": gmm.covariances_.astype(np.float32)}
+
+
+def load_model(folder: Path, device: torch.device) -> Autoencoder:
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} is missing; {REGENERATE}")
+    try:
+        return Autoencoder.from_pretrained(folder, device=device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} ({REGENERATE})") from None
+
+
+def build_atlas(
+    dataset: str,
+    data_root: str | os.PathLike,
+    checkpoints: str | os.PathLike = "checkpoints",
+    *,
+    n_images: int = 5000,
+    gmm_train_size: int = 20000,
+    seed: int = 0,
+    device: str = "cpu",
+    log=print,
+) -> dict[str, np.ndarray]:
+    """Every array of atlas.npz for one dataset, keyed as in the team notes ({model}__{name})."""
+    folder = Path(checkpoints) / dataset
+    dev = torch.device(device)
+    models = {m: load_model(folder / m, dev) for m in MODELS}  # fail before any slow work
+    test_images, test_labels = load_split(dataset, data_root, train=False)
+    idx = subset_indices(len(test_images), min(n_images, len(test_images)), seed)
+    images = test_images[idx]
+    atlas: dict[str, np.ndarray] = {
+        "images": images.numpy().astype(np.uint8),  # (N, 28, 28) grayscale, not binarized
+        "labels": test_labels[idx].numpy().astype(np.int64),
+        "indices": idx,
+        "class_names": np.array(CLASS_NAMES[dataset], dtype=np.str_),
+    }
+    train_images = None
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        mean, std = encode_images(model, images)
+        atlas[f"{name}__mean"] = mean
+        if model.config.is_variational:
+            atlas[f"{name}__std"] = std
+        if model.config.latent_dim > 2:
+            atlas[f"{name}__umap"] = umap_embedding(mean, seed)
+        if not model.config.is_variational:
+            if train_images is None:
+                train_images, _ = load_split(dataset, data_root, train=True)
+                if gmm_train_size and gmm_train_size < len(train_images):
+                    g = torch.Generator().manual_seed(seed)
+                    train_images = train_images[torch.randperm(len(train_images), generator=g)[:gmm_train_size]]
+            codes, _ = encode_images(model, train_images)
+            atlas.update({f"{name}__{k}": v for k, v in fit_gmm(codes, 10, seed).items()})
+        log(f"{dataset}/{name}: latent_dim {model.config.latent_dim}, {time.perf_counter() - t0:.1f}s")
+    return atlas
+
+
+def save_atlas(path: str | os.PathLike, atlas: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed written atomically (an open file, so numpy adds no '.npz' to the temp name)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **atlas)
+
+    atomic_write(path, write)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(prog="python -m training.export", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True, choices=sorted(CLASS_NAMES))
+    p.add_argument("--data-root", default="./data", help="folder holding MNIST/raw or FashionMNIST/raw")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder holding <dataset>/<model>/")
+    p.add_argument("--n-images", type=int, default=5000, help="size of the test subset (default 5000)")
+    p.add_argument("--gmm-train-size", type=int, default=20000,
+                   help="seeded subset of training images for the AE GMMs (0 = all 60k; default 20000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.n_images < 1 or args.gmm_train_size < 0:
+        p.error("--n-images must be >= 1 and --gmm-train-size >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    prog = "python -m training.export"
+    t0 = time.perf_counter()
+    try:
+        atlas = build_atlas(args.dataset, args.data_root, args.checkpoints, n_images=args.n_images,
+                            gmm_train_size=args.gmm_train_size, seed=args.seed, device=args.device)
+    except (CheckpointError, DataError, ValueError) as e:
+        fail(prog, str(e))
+    path = Path(args.checkpoints) / args.dataset / ATLAS_NAME
+    save_atlas(path, atlas)
+    size = path.stat().st_size / 2**20
+    print(f"saved {path} ({len(atlas['images'])} images, {size:.1f} MiB, {time.perf_counter() - t0:.0f}s)")
+    if size >= 10:
+        print(f"{prog}: warning: {path} is {size:.1f} MiB (budget 10 MiB)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
