@@ -1,0 +1,431 @@
+"""Latent Explorer: how a deterministic AE and a VAE organize their latent spaces, side by side.
+
+Thin Gradio layer over explorer/ (plain-Python latent operations). Models and atlases are loaded
+once at start; every callback runs under torch.inference_mode (inside ModelView.encode/decode).
+`python app.py` serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+
+import gradio as gr
+import numpy as np
+import torch
+
+from explorer import service
+from explorer.bundle import DATASETS, REGENERATE, checkpoint_root, default_device, load_all
+from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
+from explorer.plot import legend_markdown
+
+try:  # ZeroGPU Spaces: functions that touch CUDA are wrapped; elsewhere this is a no-op.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
+
+log = logging.getLogger("latent-explorer")
+DEVICE = default_device()
+if DEVICE.type == "cpu":
+    torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over the cores
+N_DIMS = 16
+GALLERY_PER_CLASS = 4
+MAX_FILE_SIZE = "10mb"
+
+_t0 = time.perf_counter()
+BUNDLES = load_all(checkpoint_root(), DEVICE)
+LOAD_SECONDS = time.perf_counter() - _t0
+
+
+def status_text() -> str:
+    lines = [b.status() for b in BUNDLES.values()]
+    ok = all(not b.problems for b in BUNDLES.values())
+    head = "" if ok else f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`.\n\n"
+    return head + "\n\n".join(f"- {line}" for line in lines) + f"\n\nModels on {DEVICE.type}, loaded in {LOAD_SECONDS:.1f} s."
+
+
+def bundle(dataset: str):
+    if dataset not in BUNDLES:
+        raise InputError(f"dataset must be one of {list(BUNDLES)}, got {dataset!r}.")
+    return BUNDLES[dataset]
+
+
+def guarded(fn):
+    """Turn bad input into a clear gr.Error (a toast in the UI, a clean error through the API)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (InputError, LookupError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:  # never show a traceback to the user
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(e).__name__}); the input was not processed.",
+                           print_exception=False) from None
+
+    return wrapper
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def gallery_indices(dataset: str) -> list[int]:
+    """The first GALLERY_PER_CLASS atlas images of every class (class-major order)."""
+    b = BUNDLES[dataset]
+    if b.labels is None:
+        return []
+    return [int(i) for c in range(10) for i in np.nonzero(b.labels == c)[0][:GALLERY_PER_CLASS]]
+
+
+def gallery_items(dataset: str) -> list:
+    b = BUNDLES[dataset]
+    return [(service.upscale(b.images[i], 2), f"{i}: {b.class_names[int(b.labels[i])]}") for i in gallery_indices(dataset)]
+
+
+@guarded
+def pick_test(dataset: str, index: float) -> np.ndarray:
+    b = bundle(dataset)
+    if b.images is None:
+        raise LookupError(f"{b.title}: atlas.npz is missing; regenerate with `{REGENERATE}`.")
+    if index is None or not float(index).is_integer() or not 0 <= int(index) < len(b.images):
+        raise InputError(f"Atlas index must be a whole number in 0..{len(b.images) - 1}, got {index}.")
+    return b.images[int(index)]
+
+
+@guarded
+def random_test(dataset: str, seed: float | None = None) -> tuple[np.ndarray, int]:
+    b = bundle(dataset)
+    if b.images is None:
+        raise LookupError(f"{b.title}: atlas.npz is missing; regenerate with `{REGENERATE}`.")
+    rng = np.random.default_rng(None if seed is None or seed < 0 else int(seed))
+    i = int(rng.integers(len(b.images)))
+    return b.images[i], i
+
+
+@guarded
+def gallery_select(dataset: str, evt: gr.SelectData) -> tuple[np.ndarray, int]:
+    i = gallery_indices(dataset)[evt.index]
+    return pick_test(dataset, i), i
+
+
+@guarded
+def use_upload(path: str | None) -> np.ndarray:
+    return load_upload(path)
+
+
+@guarded
+def use_drawing(value) -> np.ndarray:
+    return to_dataset_format(drawing_to_gray(value))
+
+
+# ---- tabs ----------------------------------------------------------------------------------------
+@guarded
+@gpu
+def reconstruct(dataset: str, image, seed: float):
+    if image is None:  # fired by a .change while the input is still empty
+        return gr.skip()
+    r = service.reconstruct(bundle(dataset), image, int(seed or 0))
+    return r["ae"], r["vae"], r["vae_samples"], r["text"]
+
+
+@guarded
+@gpu
+def sample(dataset: str, seed: float, temperature: float):
+    if seed is None or temperature is None:
+        raise InputError("seed and temperature are required.")
+    r = service.sample(bundle(dataset), int(seed), float(temperature))
+    return r["ae_prior"], r["vae_prior"], r["ae_gmm"], r["text"]
+
+
+@guarded
+@gpu
+def interpolate(dataset: str, image_a, image_b, steps: float, mode: str):
+    if image_a is None or image_b is None:  # fired by a .change while the input is still empty
+        return gr.skip()
+    r = service.interpolate(bundle(dataset), image_a, image_b, int(steps), mode)
+    return r["ae"], r["vae"], r["text"]
+
+
+def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None) -> list:
+    """gr.Slider updates (range, label, value) for the AE's then the VAE's sliders."""
+    b = BUNDLES[dataset]
+    out = []
+    for name in ("ae-16", "vae-16"):
+        view = b.models.get(name)
+        for k in range(N_DIMS):
+            if view is None or k >= view.latent_dim:
+                out.append(gr.Slider(visible=False))
+                continue
+            d = view.order[k]
+            lo, hi = (float(x) for x in view.ranges[d])
+            out.append(gr.Slider(minimum=lo, maximum=hi, step=0.01, visible=True,
+                                 value=float(values[name][k]) if values else 0.0,
+                                 label=service.slider_labels(view)[k]))
+    return out
+
+
+@guarded
+@gpu
+def sliders_from_input(dataset: str, image, start: str):
+    b = bundle(dataset)
+    if image is None and start == "encoded input":
+        return gr.skip()
+    values = service.slider_start(b, image if start == "encoded input" else None)
+    ae_img, vae_img = service.decode_sliders(b, values["ae-16"], values["vae-16"])
+    return [*_slider_updates(dataset, values), ae_img, vae_img]
+
+
+@guarded
+@gpu
+def slide(dataset: str, *values):
+    """Called with raw payloads (preprocess=False): slider values are validated here, per dataset."""
+    if len(values) != 2 * N_DIMS:
+        raise InputError(f"expected {2 * N_DIMS} slider values, got {len(values)}.")
+    b = bundle(dataset)
+    n_ae, n_vae = (b.require(n)[0].latent_dim for n in ("ae-16", "vae-16"))
+    try:
+        ae = [float(v) for v in values[:n_ae]]
+        vae = [float(v) for v in values[N_DIMS: N_DIMS + n_vae]]
+    except (TypeError, ValueError):
+        raise InputError("slider values must be numbers.") from None
+    return service.decode_sliders(b, ae, vae)
+
+
+def noop(dataset: str, *values) -> str:
+    """Does nothing: the baseline round trip for bench/app_latency.py."""
+    return "ok"
+
+
+@guarded
+@gpu
+def place_on_map(dataset: str, image):
+    if image is None:  # fired by a .change while the input is still empty
+        return gr.skip()
+    t = time.perf_counter()
+    r = service.place(bundle(dataset), image)
+    ms = (time.perf_counter() - t) * 1000
+    text = (f"Red cross: the current input, placed from the atlas (distance-weighted mean of the map positions of "
+            f"its 10 nearest atlas codes; no UMAP at request time) in {ms:.0f} ms.")
+    return r["ae-16"], r["vae-16"], text
+
+
+@guarded
+@gpu
+def show_point(dataset: str, index: float):
+    r = service.point(bundle(dataset), "ae-16", int(index))
+    return r["image"], r["ae-16"], r["vae-16"], r["ae-16_map"], r["vae-16_map"], r["text"]
+
+
+def map_click(model: str):
+    @guarded
+    def handler(dataset: str, evt: gr.SelectData):
+        col, row = evt.index
+        i = service.click(bundle(dataset), model, float(col), float(row))
+        return (i, *show_point(dataset, i))
+
+    handler.__name__ = f"click_{model.replace('-', '_')}"
+    return handler
+
+
+@guarded
+@gpu
+def manifold(dataset: str, n: float, image):
+    if image is None:  # fired by a .change while the input is still empty
+        return gr.skip()
+    r = service.manifold(bundle(dataset), int(n), image)
+    return r["ae-2"], r["vae-2"], r["ae-2_scatter"], r["vae-2_scatter"]
+
+
+def set_dataset(dataset: str):
+    b = BUNDLES.get(dataset)
+    if b is None:
+        raise gr.Error(f"dataset must be one of {list(BUNDLES)}, got {dataset!r}.")
+    first = b.images[gallery_indices(dataset)[0]] if b.images is not None else None
+    second = b.images[gallery_indices(dataset)[GALLERY_PER_CLASS]] if b.images is not None else None
+    legend = legend_markdown(b.class_names) if b.class_names else ""
+    msg = "" if not b.problems else b.status()
+    return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
+            legend, msg, *_slider_updates(dataset, None))
+
+
+# ---- layout --------------------------------------------------------------------------------------
+CSS = """
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+"""
+
+with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
+    gr.Markdown(
+        "# Latent Explorer: AE vs VAE\nA deterministic autoencoder (AE) and a variational autoencoder (VAE) with the "
+        "same encoder/decoder, side by side on the same input. Pick a dataset and an input; every tab follows."
+    )
+    with gr.Row():
+        dataset = gr.Radio([(v, k) for k, v in DATASETS.items()], value="mnist", label="Dataset", scale=1)
+        status = gr.Markdown(status_text(), elem_id="status")
+    problem = gr.Markdown("", elem_id="problem")
+    with gr.Row():
+        with gr.Column(scale=4):
+            with gr.Tabs():
+                with gr.Tab("Test image"):
+                    gallery = gr.Gallery(label="Atlas test images (click one)", columns=10, height=260,
+                                         allow_preview=False, elem_id="gallery", format="png")
+                    with gr.Row():
+                        index = gr.Number(label="Atlas index", value=0, precision=0, minimum=0)
+                        pick_btn = gr.Button("Use this index")
+                        random_btn = gr.Button("Random test image", elem_id="random-btn")
+                with gr.Tab("Upload"):
+                    upload = gr.File(label="Image file (any size up to 8000x8000, any mode or polarity)",
+                                     type="filepath", elem_id="upload")
+                with gr.Tab("Draw"):
+                    sketch = gr.Sketchpad(label="Draw (dark on white or light on dark)", type="numpy",
+                                          canvas_size=(280, 280), fixed_canvas=True, elem_id="sketch",
+                                          brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"))
+                    draw_btn = gr.Button("Use drawing", elem_id="draw-btn")
+        with gr.Column(scale=1, min_width=180):
+            current = gr.Image(label="Current input (28x28)", type="numpy", image_mode="L", format="png",
+                               interactive=False, height=160, elem_id="current", elem_classes="pixelated")
+
+    with gr.Tabs():
+        with gr.Tab("Reconstruct", elem_id="tab-reconstruct"):
+            with gr.Row():
+                rec_ae = gr.Image(label="AE reconstruction", format="png", elem_id="rec-ae", elem_classes="pixelated")
+                rec_vae = gr.Image(label="VAE reconstruction (posterior mean)", format="png", elem_id="rec-vae",
+                                   elem_classes="pixelated")
+            rec_samples = gr.Image(label="VAE decodes of z ~ q(z|x): the posterior's spread", format="png",
+                                   elem_id="rec-samples", elem_classes="pixelated", height=140)
+            with gr.Row():
+                rec_seed = gr.Number(label="Posterior sample seed", value=0, precision=0)
+                rec_btn = gr.Button("Resample")
+            rec_text = gr.Markdown(elem_id="rec-text")
+
+        with gr.Tab("Sample", elem_id="tab-sample"):
+            with gr.Row():
+                smp_seed = gr.Number(label="Seed", value=0, precision=0)
+                smp_temp = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="Temperature (std of z)")
+                smp_btn = gr.Button("Sample", elem_id="sample-btn")
+            with gr.Row():
+                smp_ae = gr.Image(label="AE: z ~ N(0, I)  (the AE has no prior: this fails)", format="png",
+                                  elem_id="smp-ae", elem_classes="pixelated")
+                smp_vae = gr.Image(label="VAE: z ~ N(0, I)", format="png", elem_id="smp-vae", elem_classes="pixelated")
+                smp_gmm = gr.Image(label="AE: z ~ GMM fitted to its training codes (the fix)", format="png",
+                                   elem_id="smp-gmm", elem_classes="pixelated")
+            smp_text = gr.Markdown(elem_id="smp-text")
+
+        with gr.Tab("Interpolate", elem_id="tab-interpolate"):
+            with gr.Row():
+                end_a = gr.Image(label="A", type="numpy", image_mode="L", format="png", interactive=False,
+                                 height=120, elem_id="end-a", elem_classes="pixelated")
+                end_b = gr.Image(label="B", type="numpy", image_mode="L", format="png", interactive=False,
+                                 height=120, elem_id="end-b", elem_classes="pixelated")
+                with gr.Column():
+                    set_a = gr.Button("A ← current input")
+                    set_b = gr.Button("B ← current input")
+                    rand_b = gr.Button("B ← random test image", elem_id="rand-b")
+                with gr.Column():
+                    steps = gr.Slider(2, 20, value=10, step=1, label="Steps")
+                    mode = gr.Radio(["linear", "spherical"], value="linear", label="Path")
+            int_ae = gr.Image(label="AE", format="png", elem_id="int-ae", elem_classes="pixelated", height=120)
+            int_vae = gr.Image(label="VAE", format="png", elem_id="int-vae", elem_classes="pixelated", height=120)
+            int_text = gr.Markdown(elem_id="int-text")
+
+        with gr.Tab("Latent sliders", elem_id="tab-sliders"):
+            with gr.Row():
+                start = gr.Radio(["encoded input", "origin"], value="encoded input", label="Start from")
+                reset_btn = gr.Button("Reset sliders", elem_id="reset-btn")
+            gr.Markdown("Ranges: 0.5%..99.5% quantiles of each model's atlas codes. VAE dimensions are ordered by "
+                        "their KL (nats, from metrics.json); *collapsed* marks KL < 0.01 nats (unused by the model).")
+            with gr.Row():
+                sl_ae_img = gr.Image(label="AE decode", format="png", elem_id="sl-ae", elem_classes="pixelated",
+                                     height=180)
+                sl_vae_img = gr.Image(label="VAE decode", format="png", elem_id="sl-vae", elem_classes="pixelated",
+                                      height=180)
+            with gr.Row():
+                with gr.Column():
+                    ae_sliders = [gr.Slider(-1, 1, value=0, label=f"AE z{i}", elem_id=f"ae-s{i}")
+                                  for i in range(N_DIMS)]
+                with gr.Column():
+                    vae_sliders = [gr.Slider(-1, 1, value=0, label=f"VAE z{i}", elem_id=f"vae-s{i}")
+                                   for i in range(N_DIMS)]
+
+        with gr.Tab("Latent map", elem_id="tab-map"):
+            legend = gr.Markdown(elem_id="legend")
+            map_text = gr.Markdown(elem_id="map-text")
+            with gr.Row():
+                map_ae = gr.Image(label="AE-16: UMAP of the atlas codes (click a point)", format="png",
+                                  interactive=False, elem_id="map-ae", height=380)
+                map_vae = gr.Image(label="VAE-16: UMAP of the atlas codes (click a point)", format="png",
+                                   interactive=False, elem_id="map-vae", height=380)
+            with gr.Row():
+                pt_index = gr.Number(label="Atlas index", value=0, precision=0, minimum=0)
+                pt_img = gr.Image(label="Clicked test image", format="png", elem_id="pt-img", elem_classes="pixelated",
+                                  height=130)
+                pt_ae = gr.Image(label="AE decode", format="png", elem_id="pt-ae", elem_classes="pixelated", height=130)
+                pt_vae = gr.Image(label="VAE decode", format="png", elem_id="pt-vae", elem_classes="pixelated",
+                                  height=130)
+            pt_text = gr.Markdown(elem_id="pt-text")
+            gr.Markdown("### The 2-D models: decoded latent plane and the atlas codes in it")
+            grid_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
+            with gr.Row():
+                mf_ae = gr.Image(label="AE-2: decodes over its latent plane", format="png", elem_id="mf-ae")
+                mf_vae = gr.Image(label="VAE-2: decodes over its latent plane", format="png", elem_id="mf-vae")
+            with gr.Row():
+                sc_ae2 = gr.Image(label="AE-2 atlas codes (click a point)", format="png", interactive=False,
+                                  elem_id="sc-ae2")
+                sc_vae2 = gr.Image(label="VAE-2 atlas codes (click a point)", format="png", interactive=False,
+                                   elem_id="sc-vae2")
+
+    noop_btn = gr.Button(visible=False)
+    noop_out = gr.Textbox(visible=False)
+
+    # ---- events (every one has an api_name) ------------------------------------------------------
+    slider_list = ae_sliders + vae_sliders
+    demo.load(set_dataset, dataset, [gallery, current, end_a, end_b, legend, problem, *slider_list],
+              api_name="init")
+    dataset.change(set_dataset, dataset, [gallery, current, end_a, end_b, legend, problem, *slider_list],
+                   api_name="set_dataset")
+    gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select")
+    gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test")
+    random_btn.click(random_test, dataset, [current, index], api_name="random_test")
+    upload.upload(use_upload, upload, current, api_name="use_upload")
+    draw_btn.click(use_drawing, sketch, current, api_name="use_drawing")
+
+    gr.on([current.change, rec_btn.click, rec_seed.submit], reconstruct, [dataset, current, rec_seed],
+          [rec_ae, rec_vae, rec_samples, rec_text], api_name="reconstruct")
+    gr.on([smp_btn.click, smp_seed.submit, smp_temp.release, dataset.change, demo.load], sample,
+          [dataset, smp_seed, smp_temp], [smp_ae, smp_vae, smp_gmm, smp_text], api_name="sample")
+    set_a.click(lambda x: x, current, end_a, api_name="set_a")
+    set_b.click(lambda x: x, current, end_b, api_name="set_b")
+    rand_b.click(lambda d: random_test(d)[0], dataset, end_b, api_name="random_b")
+    gr.on([end_a.change, end_b.change, steps.release, mode.change], interpolate, [dataset, end_a, end_b, steps, mode],
+          [int_ae, int_vae, int_text], api_name="interpolate")
+    gr.on([current.change, reset_btn.click, start.change], sliders_from_input, [dataset, current, start],
+          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input")
+    # Raw payloads: the ranges depend on the dataset, so slide() validates them itself.
+    gr.on([s.input for s in slider_list], slide, [dataset, *slider_list], [sl_ae_img, sl_vae_img],
+          api_name="slide", preprocess=False, trigger_mode="always_last", show_progress="hidden")
+    noop_btn.click(noop, [dataset, *slider_list], noop_out, api_name="noop", preprocess=False,
+                   show_progress="hidden")
+    current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map")
+    point_outputs = [pt_img, pt_ae, pt_vae, map_ae, map_vae, pt_text]
+    pt_index.submit(show_point, [dataset, pt_index], point_outputs, api_name="show_point")
+    for img, model in ((map_ae, "ae-16"), (map_vae, "vae-16"), (sc_ae2, "ae-2"), (sc_vae2, "vae-2")):
+        img.select(map_click(model), dataset, [pt_index, *point_outputs],
+                   api_name=f"click_{model.replace('-', '_')}")
+    gr.on([current.change, grid_n.release], manifold, [dataset, grid_n, current], [mf_ae, mf_vae, sc_ae2, sc_vae2],
+          api_name="manifold")
+
+demo.queue(default_concurrency_limit=20, max_size=None)
+
+if __name__ == "__main__":
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        max_file_size=MAX_FILE_SIZE,
+        max_threads=40,
+        css=CSS,
+        show_error=True,
+    )

@@ -1,0 +1,1 @@
+"""Latent-space operations behind the app, in plain Python (testable without Gradio)."""

@@ -1,0 +1,175 @@
+"""Load every model and the atlas of each dataset once, with clear messages for what is missing."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import Autoencoder, CheckpointError, read_metrics
+
+from . import latent
+from .plot import Scatter
+
+DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+MODEL_NAMES = ("ae-16", "vae-16", "ae-2", "vae-2")
+REGENERATE = "make checkpoints"
+COLLAPSED_KL = 0.01  # nats: a VAE dimension with less average KL carries (almost) no information
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class ModelView:
+    """One model with everything the app derives from its atlas codes and metrics.json."""
+
+    name: str
+    model: Autoencoder
+    codes: np.ndarray  # (N, D) atlas posterior means / AE codes
+    map_xy: np.ndarray  # (N, 2) UMAP (16-D models) or the codes themselves (2-D models)
+    ranges: np.ndarray  # (D, 2) slider ranges: 0.5% and 99.5% quantiles of the atlas codes
+    nn_scale: float  # median nearest-neighbour distance among atlas codes
+    kl_per_dim: np.ndarray | None  # (D,) VAE only, from metrics.json eval (or atlas std/mean if absent)
+    order: np.ndarray  # (D,) dimension order for the sliders: by KL, largest first (VAE); natural (AE)
+    gmm: dict[str, np.ndarray] | None  # AE only: weights (K,), means (K, D), covariances (K, D, D)
+    scatter: Scatter
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.codes.shape[1]
+
+    @property
+    def is_vae(self) -> bool:
+        return self.model.config.is_variational
+
+    def collapsed(self) -> np.ndarray:
+        if self.kl_per_dim is None:
+            return np.zeros(self.latent_dim, bool)
+        return self.kl_per_dim < COLLAPSED_KL
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (B, 28, 28) -> posterior mean (B, D), std (B, D) (std is 0 for the AE)."""
+        x = torch.as_tensor(np.asarray(images), device=self.device).float().div(255.0).unsqueeze(1)
+        posterior = self.model.encode(x)
+        return posterior.mean.float().cpu().numpy(), posterior.std.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(B, D) codes -> (B, 28, 28) float images E[x|z] in [0, 1]."""
+        zt = torch.as_tensor(np.atleast_2d(np.asarray(z, np.float32)), device=self.device)
+        return self.model.decode_image(zt)[:, 0].float().cpu().numpy()
+
+
+@dataclass
+class DatasetBundle:
+    """The atlas of one dataset and whichever of its four models loaded."""
+
+    key: str
+    root: Path
+    images: np.ndarray | None = None  # (N, 28, 28) uint8
+    labels: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+    models: dict[str, ModelView] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return DATASETS[self.key]
+
+    def require(self, *names: str) -> list[ModelView]:
+        """The named models, or a LookupError whose message says what is missing and how to fix it."""
+        missing = [n for n in names if n not in self.models]
+        if missing or self.images is None:
+            what = ", ".join(missing) if missing else "atlas.npz"
+            raise LookupError(
+                f"{self.title}: {what} not available ({'; '.join(self.problems) or 'missing'}). "
+                f"Regenerate the checkpoints with `{REGENERATE}`."
+            )
+        return [self.models[n] for n in names]
+
+    def status(self) -> str:
+        if not self.problems:
+            return f"{self.title}: all four models and the atlas loaded ({len(self.images)} test images)."
+        return f"**{self.title}: missing or unusable** — " + "; ".join(self.problems) + f". Run `{REGENERATE}`."
+
+
+def checkpoint_root() -> Path:
+    """LATENT_EXPLORER_CHECKPOINTS, else checkpoints/ next to the app."""
+    env = os.environ.get("LATENT_EXPLORER_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def load_dataset(key: str, root: Path, device: torch.device | None = None) -> DatasetBundle:
+    """Load atlas + models of one dataset; never raises for missing files, records them in .problems."""
+    device = device or default_device()
+    b = DatasetBundle(key=key, root=root / key)
+    atlas_path = b.root / "atlas.npz"
+    atlas = None
+    if not atlas_path.is_file():
+        b.problems.append(f"{atlas_path} is missing")
+    else:
+        try:
+            with np.load(atlas_path, allow_pickle=False) as f:
+                atlas = {k: f[k] for k in f.files}
+            b.images, b.labels = atlas["images"], atlas["labels"].astype(np.int64)
+            b.class_names = [str(c) for c in atlas["class_names"]]
+        except Exception as e:  # corrupt or incomplete file
+            b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")
+            atlas = None
+    for name in MODEL_NAMES:
+        folder = b.root / name
+        try:
+            model = Autoencoder.from_pretrained(folder, device=device)
+        except CheckpointError as e:
+            b.problems.append(f"{name}: {str(e).split(';')[0]}")
+            continue
+        if atlas is None:
+            continue
+        try:
+            b.models[name] = _view(name, model, atlas, read_metrics(folder), b.labels)
+        except (KeyError, ValueError) as e:
+            b.problems.append(f"{name}: atlas.npz does not match the model ({e})")
+    if atlas is None:
+        b.images = None
+    return b
+
+
+def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.ndarray) -> ModelView:
+    codes = atlas[f"{name}__mean"].astype(np.float32)
+    d = model.config.latent_dim
+    if codes.ndim != 2 or codes.shape[1] != d:
+        raise ValueError(f"{name}__mean has shape {codes.shape}, the model has latent_dim {d}")
+    map_xy = atlas[f"{name}__umap"].astype(np.float32) if d > 2 else codes
+    kl = None
+    order = np.arange(d)
+    if model.config.is_variational:
+        kl_list = metrics.get("eval", {}).get("kl_per_dim")
+        if kl_list is not None and len(kl_list) == d:
+            kl = np.asarray(kl_list, np.float64)
+        else:  # closed-form KL of the atlas posteriors, averaged (same formula as the model's kl_per_dim)
+            std = atlas[f"{name}__std"].astype(np.float64)
+            kl = (0.5 * (codes.astype(np.float64) ** 2 + std**2 - 1.0 - 2 * np.log(std))).mean(0)
+        order = np.argsort(-kl, kind="stable")
+    gmm = None
+    if not model.config.is_variational:
+        gmm = {k: atlas[f"{name}__gmm_{k}"].astype(np.float64) for k in ("weights", "means", "covariances")}
+    return ModelView(
+        name=name, model=model, codes=codes, map_xy=map_xy, ranges=latent.quantile_ranges(codes),
+        nn_scale=latent.median_nn_distance(codes), kl_per_dim=kl, order=order, gmm=gmm,
+        scatter=Scatter(map_xy, labels), metrics=metrics,
+    )
+
+
+def load_all(root: Path | None = None, device: torch.device | None = None) -> dict[str, DatasetBundle]:
+    root = Path(root) if root is not None else checkpoint_root()
+    return {key: load_dataset(key, root, device) for key in DATASETS}

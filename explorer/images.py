@@ -1,0 +1,145 @@
+"""Turn any user image (upload or drawing) into the dataset's 28x28 format, and images into display tiles.
+
+MNIST-style normalization (LeCun et al., the MNIST page): crop to the content's bounding box, scale it
+to fit a 20x20 box keeping the aspect ratio, then paste it into 28x28 so that its center of mass lies
+at the center. Polarity: the datasets are light objects on black; a dark object on light paper (the
+usual photo or scan) is inverted first, decided by the border pixels (the paper).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_SIDE = 8000  # refuse larger uploads before decoding any pixel (Image.open only reads the header)
+SIZE, BOX = 28, 20
+
+
+class InputError(ValueError):
+    """An input the app cannot use, with a message meant for the person who sent it."""
+
+
+def load_upload(path: str | os.PathLike) -> np.ndarray:
+    """Image file of any size, mode and polarity -> uint8 (28, 28), light object on black."""
+    if path is None or not os.path.isfile(path):
+        raise InputError("No file received: choose an image file (PNG, JPEG, BMP, GIF, TIFF, WebP).")
+    try:
+        with warnings.catch_warnings():
+            # Our own size check below replaces PIL's decompression-bomb warning/error.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:  # lazy: reads the header only
+                    w, h = im.size
+                    if w > MAX_SIDE or h > MAX_SIDE:
+                        raise InputError(
+                            f"The image is {w}x{h} pixels; the limit is {MAX_SIDE}x{MAX_SIDE}. Scale it down first."
+                        )
+                    if w < 1 or h < 1:
+                        raise InputError("The image is empty (0 pixels).")
+                    im.seek(0)  # first frame of a GIF / multi-page TIFF
+                    im.load()
+                    gray = to_gray(im)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError("This file is not an image PIL can read: upload a PNG, JPEG, BMP, GIF, TIFF or WebP.") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated / corrupt files
+        raise InputError(f"The image file is damaged or truncated and cannot be decoded ({type(e).__name__}).") from None
+    return to_dataset_format(gray)
+
+
+def to_gray(im: Image.Image) -> np.ndarray:
+    """Any PIL mode (1, L, P, RGB, RGBA, LA, I;16, I, F, CMYK) -> float32 (H, W) in [0, 1]; alpha over white."""
+    im = ImageOps.exif_transpose(im) if im.mode not in ("I;16", "I;16B", "I", "F") else im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        if im.mode.startswith("I;16"):
+            lo, hi = 0.0, 65535.0
+        elif hi > lo and (hi > 255 or lo < 0):
+            pass  # stretch unknown integer / float ranges
+        else:
+            lo, hi = 0.0, 255.0 if hi > 1 else 1.0
+        return np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
+    if im.mode == "P" or im.mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        rgb = rgba[..., :3] * alpha + (1.0 - alpha)  # transparent = white paper
+        return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def drawing_to_gray(value) -> np.ndarray:
+    """A gr.Sketchpad value (dict with 'composite', or an array) -> float32 (H, W) in [0, 1]."""
+    arr = value.get("composite") if isinstance(value, dict) else value
+    if arr is None:
+        raise InputError("The drawing is empty: draw a digit or a piece of clothing first.")
+    if isinstance(arr, str):
+        return load_gray_file(arr)
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return to_gray(Image.fromarray(arr.astype(np.uint8), "RGBA"))
+    if arr.ndim == 3:
+        return to_gray(Image.fromarray(arr[..., :3].astype(np.uint8), "RGB"))
+    return to_gray(Image.fromarray(arr.astype(np.uint8), "L"))
+
+
+def load_gray_file(path: str) -> np.ndarray:
+    with Image.open(path) as im:
+        im.load()
+        return to_gray(im)
+
+
+def to_dataset_format(gray: np.ndarray) -> np.ndarray:
+    """float (H, W) in [0, 1], any polarity -> uint8 (28, 28): light object centred on black."""
+    g = np.asarray(gray, dtype=np.float32)
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:  # light paper, dark ink -> invert so the object is light on black
+        g, background = 1.0 - g, 1.0 - background
+    g = np.clip((g - background) / max(1.0 - background, 1e-6), 0, 1)  # paper -> exactly black
+    if g.max() < 0.1 or (g > 0.1).sum() < 3:
+        raise InputError("The image is blank (no visible object): draw or upload something with contrast.")
+    g = g / g.max()
+    ys, xs = np.nonzero(g > 0.1)
+    crop = g[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(
+        Image.fromarray((crop * 255).astype(np.uint8), "L").resize((nw, nh), Image.LANCZOS), dtype=np.float32
+    )
+    out = np.zeros((SIZE, SIZE), np.float32)
+    total = small.sum()
+    cy, cx = ((np.arange(nh)[:, None] * small).sum() / total, (np.arange(nw)[None, :] * small).sum() / total)
+    top = int(np.clip(round(SIZE / 2 - 0.5 - cy), 0, SIZE - nh))
+    left = int(np.clip(round(SIZE / 2 - 0.5 - cx), 0, SIZE - nw))
+    out[top: top + nh, left: left + nw] = small
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def upscale(img: np.ndarray, factor: int = 5) -> np.ndarray:
+    """(H, W) float in [0, 1] or uint8 -> uint8 (H*f, W*f), nearest neighbour (keeps the pixels visible)."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)
+
+
+def tile(images: np.ndarray, ncols: int, pad: int = 2, factor: int = 2) -> np.ndarray:
+    """(N, H, W) in [0, 1] -> uint8 grid image with `ncols` columns and a grey padding."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    nrows = -(-n // ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 0.35, np.float32)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return upscale(grid, factor)
