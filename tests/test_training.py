@@ -192,8 +192,8 @@ CLI_FLAGS = ["--dataset", "mnist", "--val-size", "40", "--epochs", "2", "--batch
 
 
 def run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    env.pop(KILL_AT_STEP_ENV, None) if not env_extra else None
+    env = {k: v for k, v in os.environ.items() if k != KILL_AT_STEP_ENV}
+    env.update(OMP_NUM_THREADS="1", **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "training.train", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         fail(prog, f"interrupted; continue with the same flags plus --resume (state in {cfg.out})", 130)
     last = history[-1] if history else {}
-    print(f"saved {cfg.out} ({len(history)} epochs, val_loss {last.get('val_loss', float('nan')):.2f})")
+    if int(os.environ.get("RANK", 0)) == 0:  # torchrun: one line, not one per process
+        print(f"saved {cfg.out} ({len(history)} epochs, val_loss {last.get('val_loss', float('nan')):.2f})")
 
 
 if __name__ == "__main__":
