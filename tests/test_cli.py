@@ -24,11 +24,11 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def assert_one_clear_line(stderr: str, *needles: str) -> None:
+def assert_one_clear_line(stderr: str, *needles: str, prog: str = PROG) -> None:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
     assert "Traceback" not in stderr
-    assert lines[0].startswith(f"{PROG}: error: "), lines[0]
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
 
@@ -110,3 +110,38 @@ def test_cli_trains_on_fake_idx_files(tmp_path, capsys):
     hashes = json.loads((out / "metrics.json").read_text())["dataset_files_sha256"]
     assert set(hashes) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                            "t10k-labels-idx1-ubyte"}
+
+
+# ---- the evaluator's CLI: same conventions ----------------------------------------------------------
+EVAL_PROG = "python -m training.evaluate"
+
+
+def test_evaluate_help():
+    result = run_module("training.evaluate", "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--data-root", "--k", "--seed", "--atlas"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["ckpt", "--k", "0"], "--k"),
+    (["ckpt", "--k", "abc"], "--k"),
+    (["ckpt", "--no-such-flag"], "--no-such-flag"),
+    ([], "checkpoint"),
+])
+def test_evaluate_bad_flag_is_one_clear_line(argv, needle, capsys):
+    from training import evaluate
+
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(argv)
+    assert info.value.code != 0
+    assert_one_clear_line(capsys.readouterr().err, needle, prog=EVAL_PROG)
+
+
+def test_evaluate_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
+    from training import evaluate
+
+    with pytest.raises(SystemExit) as info:
+        evaluate.main([str(tmp_path / "nowhere"), "--data-root", str(tmp_path)])
+    assert info.value.code != 0
+    assert_one_clear_line(capsys.readouterr().err, str(tmp_path / "nowhere"), "make checkpoints", prog=EVAL_PROG)

@@ -82,3 +82,87 @@ def test_metrics_have_provenance(name):
     eval_keys = EVAL_KEYS | (VAE_EVAL_KEYS if config["bottleneck"] == "vae" else set())
     assert eval_keys <= set(metrics.get("eval", {})), f"eval lacks {sorted(eval_keys - set(metrics.get('eval', {})))}"
     assert "atlas_check" in metrics
+
+
+# ---- the figures in metrics.json reproduce from the shipped files alone --------------------------------
+IWAE_IMAGES = 100  # is_nll is re-estimated on this many atlas images (k as shipped) and compared statistically
+
+
+def _atlas(name: str):
+    import numpy as np
+
+    path = ROOT / name.split("/")[0] / "atlas.npz"
+    assert path.is_file(), f"{path} is missing: run `make checkpoints` (training.export writes it)"
+    with np.load(path, allow_pickle=False) as atlas:
+        return {k: atlas[k] for k in atlas.files}
+
+
+def test_atlas_codes_come_from_this_model(name):
+    """The atlas is written separately from the weights: its codes must be this model's posterior means."""
+    import torch
+
+    from training.data import to_float
+
+    atlas, model = _atlas(name), Autoencoder.from_pretrained(ROOT / name)
+    model_name = name.split("/")[1]
+    images = torch.from_numpy(atlas["images"][:64])
+    assert atlas["images"].dtype.name == "uint8" and atlas["images"].shape[1:] == (28, 28)
+    with torch.inference_mode():
+        posterior = model.encode(to_float(images))
+    torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__mean"][:64]), posterior.mean,
+                               rtol=1e-4, atol=1e-4)
+    if model.config.is_variational:
+        torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__std"][:64]), posterior.std,
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_atlas_check_reproduces(name):
+    """Recompute metrics.json's atlas_check with training.evaluate on the shipped atlas.
+
+    Every figure except is_nll depends only on (images, seed), not on k, so they are recomputed with
+    k=1 and must agree to float32 round-off (rtol 1e-4: thread counts change summation order).
+    is_nll (k importance samples, the expensive part) is recomputed exactly for the first
+    IWAE_IMAGES images and their mean must lie within 4 standard errors of the shipped mean over
+    n_images (finite-population correction: the shipped images include these).
+    """
+    import math
+
+    import torch
+
+    from training import evaluate
+
+    folder = ROOT / name
+    torch.set_num_threads(1)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    shipped = metrics["atlas_check"]
+    model = Autoencoder.from_pretrained(folder)
+    _, binarize = evaluate.checkpoint_dataset(folder, metrics)
+    assert shipped["binarized"] == binarize
+    images = torch.from_numpy(_atlas(name)["images"][: shipped["n_images"]])
+    assert len(images) == shipped["n_images"]
+    recomputed = evaluate.evaluate_images(model, images, binarize=binarize, k=1, seed=shipped["seed"])
+    for key in ("recon_per_image", "mse_per_pixel", "neg_elbo", "elbo_recon", "kl"):
+        assert recomputed[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-6), key
+    if not model.config.is_variational:
+        return
+    assert recomputed["kl_per_dim"] == pytest.approx(shipped["kl_per_dim"], rel=1e-4, abs=1e-6)
+    assert recomputed["active_units"] == shipped["active_units"]
+
+    # is_nll: the evaluator's first batch, with its binarization, posterior and IWAE generator.
+    x = evaluate.prepare_batch(images, binarize, torch.Generator().manual_seed(shipped["seed"]))[:IWAE_IMAGES]
+    g_iwae = torch.Generator().manual_seed(shipped["seed"] + 2)
+    with torch.inference_mode():
+        nll = -evaluate.iwae_log_px(model, x, shipped["k"], generator=g_iwae, chunk=max(1, 10_000 // len(x)))
+    n, m = shipped["n_images"], len(x)
+    se = nll.std().item() / math.sqrt(m) * math.sqrt(max(0.0, 1 - m / n))
+    assert abs(nll.mean().item() - shipped["is_nll"]) <= 4 * se + 1e-3, (nll.mean().item(), shipped["is_nll"], se)
+    assert shipped["is_nll"] <= shipped["neg_elbo"] + 4 * se + 1e-3  # the IWAE bound is tighter than the ELBO
+
+
+def test_atlas_check_is_consistent_with_full_test_set(name):
+    """The atlas subset is a random sample of the test set: its figures are close to the full-set ones."""
+    metrics = json.loads((ROOT / name / "metrics.json").read_text())
+    full, subset = metrics["eval"], metrics["atlas_check"]
+    assert full["n_images"] >= subset["n_images"]
+    for key in ("recon_per_image", "neg_elbo") + (("is_nll",) if "is_nll" in full else ()):
+        assert subset[key] == pytest.approx(full[key], rel=0.1), key
