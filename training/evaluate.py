@@ -1,0 +1,249 @@
+"""Evaluate a checkpoint on the test set: `python -m training.evaluate CHECKPOINT_DIR [--data-root DIR] [--k 1000]`.
+
+Writes an "eval" block (full test set) and an "atlas_check" block (the first 1000 atlas images,
+k=100, seed 0) into CHECKPOINT_DIR/metrics.json, keeping the training provenance already there.
+
+Figures, all averaged over test images:
+  recon_per_image  -log p(x|z) at z = posterior mode, summed over pixels (BCE nats for a Bernoulli
+                   decoder; for a Gaussian decoder the squared error summed over pixels)
+  mse_per_pixel    mean of (E[x|z=mode] - x)^2 over pixels
+  neg_elbo         -log p(x|z) + KL(q(z|x) || p(z)), one posterior sample per image (AE: = recon)
+  is_nll           (VAE) -log p(x) estimated with the IWAE bound, k importance samples
+                   (Burda, Grosse & Salakhutdinov 2015, "Importance Weighted Autoencoders", eq. 8)
+  kl_per_dim       (VAE) KL(q(z|x) || N(0, I)) per latent dimension, closed form
+  active_units     (VAE) #dims u with Cov_x(E_q[u|x]) > 0.01 (Burda et al. 2015, section 5.2)
+  pca_mse_per_pixel  PCA with latent_dim components fit on the training split (same preprocessing),
+                   reconstructing the same test targets; ae_over_pca_mse = mse_per_pixel / that
+MNIST targets are dynamically binarized test images, x ~ Bernoulli(intensity), drawn once with
+torch.Generator().manual_seed(seed) over the whole split in order (seed 0 by default), as in the
+IWAE paper's evaluation; the PCA training split is binarized the same way with seed + 1.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models import Autoencoder
+from models.checkpoint import CheckpointError, read_metrics, write_metrics
+from models.likelihood import mean_image
+from models.posterior import standard_normal_log_prob
+from training.cli import OneLineParser, fail
+from training.data import DataError, load_split, prepare_batch
+
+ATLAS_CHECK = {"n_images": 1000, "k": 100, "seed": 0}  # fixed: a test recomputes these exactly
+ACTIVE_THRESHOLD = 0.01
+
+
+# ---- reusable pieces (plain functions the tests call) ------------------------------------------
+def importance_log_weights(model, x: Tensor, posterior, eps: Tensor) -> Tensor:
+    """log w = log p(x|z) + log p(z) - log q(z|x) at z = mean + std * eps; eps (c, B, D) -> (c, B).
+
+    `model` is anything with decode(z) -> params and log_likelihood(params, x) -> (B,);
+    `posterior` anything with mean, std (B, D) and log_prob(z) over (..., B, D).
+    """
+    c, b, d = eps.shape
+    z = posterior.mean + posterior.std * eps  # (c, B, D)
+    params = model.decode(z.reshape(c * b, d))
+    x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
+    log_px_z = model.log_likelihood(params, x_rep).reshape(c, b)
+    return log_px_z + standard_normal_log_prob(z) - posterior.log_prob(z)
+
+
+def iwae_log_px(
+    model, x: Tensor, k: int, *, generator: torch.Generator | None = None, chunk: int | None = None, posterior=None
+) -> Tensor:
+    """IWAE estimate of log p(x), (B,): logsumexp_i log w_i - log k, z_i ~ q(z|x), i = 1..k.
+
+    All k*B*D standard-normal draws are made up front (cheap: D numbers per sample), so the result
+    does not depend on `chunk`; the decoder then runs on `chunk` samples at a time and the
+    logsumexp is accumulated across chunks, so decoder memory is bounded by chunk * B whatever k is.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    posterior = posterior if posterior is not None else model.encode(x)
+    b, d = posterior.mean.shape
+    eps = torch.randn((k, b, d), generator=generator, device=posterior.mean.device, dtype=posterior.mean.dtype)
+    chunk = max(1, min(chunk or k, k))
+    total = torch.full((b,), -math.inf, device=posterior.mean.device, dtype=posterior.mean.dtype)
+    for start in range(0, k, chunk):
+        log_w = importance_log_weights(model, x, posterior, eps[start : start + chunk])  # (c, B)
+        total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
+    return total - math.log(k)
+
+
+def active_units(means: Tensor, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, Tensor]:
+    """Burda et al. 2015: unit u is active if Cov_x(E_q[u|x]) > threshold. means: (N, D) -> (count, (D,) variances)."""
+    variances = means.double().var(dim=0, correction=0)
+    return int((variances > threshold).sum()), variances
+
+
+def pca_fit(train: Tensor, n_components: int) -> tuple[Tensor, Tensor]:
+    """PCA by eigendecomposition of the covariance (float64): (mean (P,), components (P, n_components))."""
+    x = train.flatten(1).double()
+    mu = x.mean(dim=0)
+    cov = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+    for rows in x.split(10_000):
+        c = rows - mu
+        cov += c.T @ c
+    evals, evecs = torch.linalg.eigh(cov / len(x))  # ascending
+    return mu, evecs[:, -n_components:].flip(1)
+
+
+def pca_mse_per_pixel(train: Tensor, test: Tensor, n_components: int) -> float:
+    """Mean squared error per pixel of reconstructing `test` from its top-n PCA projection fit on `train`."""
+    mu, v = pca_fit(train, n_components)
+    c = test.flatten(1).double() - mu
+    recon = c @ v @ v.T
+    return float((recon - c).pow(2).mean())
+
+
+# ---- evaluation of one model on a set of images --------------------------------------------------
+@torch.inference_mode()
+def evaluate_images(
+    model: Autoencoder,
+    images: Tensor,
+    *,
+    binarize: bool,
+    k: int,
+    seed: int = 0,
+    batch_size: int = 100,
+    decode_batch: int = 10_000,
+    progress: bool = False,
+    desc: str = "eval",
+) -> dict:
+    """All figures of the module docstring (except PCA) on uint8 images (N, H, W); deterministic given the args."""
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    g_bin = torch.Generator().manual_seed(seed)  # binarization: once, whole set, in order
+    x_all = prepare_batch(images.cpu(), binarize, g_bin)  # (N, 1, H, W) in [0, 1] or {0, 1}
+    g_elbo = torch.Generator(device=device).manual_seed(seed + 1)
+    g_iwae = torch.Generator(device=device).manual_seed(seed + 2)
+    variational = model.config.is_variational
+    sums = {"recon": 0.0, "sq_err": 0.0, "neg_elbo": 0.0, "elbo_recon": 0.0, "kl": 0.0, "log_px": 0.0}
+    kl_dim = torch.zeros(model.config.latent_dim, dtype=torch.float64)
+    means = []
+    chunk = max(1, decode_batch // batch_size)
+    bar = tqdm(x_all.split(batch_size), desc=desc, disable=not progress, file=sys.stderr, leave=False)
+    for x in bar:
+        x = x.to(device)
+        posterior = model.encode(x)
+        params = model.decode(posterior.mode())
+        sums["recon"] += float(-model.log_likelihood(params, x).sum())
+        sums["sq_err"] += float((mean_image(params, model.config.likelihood) - x).pow(2).sum())
+        z = posterior.sample(g_elbo)
+        elbo_recon = -model.log_likelihood(model.decode(z), x)
+        kl = posterior.kl()
+        sums["elbo_recon"] += float(elbo_recon.sum())
+        sums["kl"] += float(kl.sum())
+        sums["neg_elbo"] += float((elbo_recon + kl).sum())
+        kl_dim += posterior.kl_per_dim().double().sum(0).cpu()
+        means.append(posterior.mean.cpu())
+        if variational:
+            sums["log_px"] += float(iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior).sum())
+    n = len(x_all)
+    out = {
+        "n_images": n,
+        "likelihood": model.config.likelihood,
+        "binarized": bool(binarize),
+        "seed": seed,
+        "recon_per_image": sums["recon"] / n if model.config.likelihood == "bernoulli" else sums["sq_err"] / n,
+        "mse_per_pixel": sums["sq_err"] / x_all[0].numel() / n,
+        "neg_elbo": sums["neg_elbo"] / n,
+        "elbo_recon": sums["elbo_recon"] / n,
+        "kl": sums["kl"] / n,
+    }
+    if variational:
+        count, variances = active_units(torch.cat(means))
+        out.update({"is_nll": -sums["log_px"] / n, "is_k": k, "kl_per_dim": (kl_dim / n).tolist(),
+                    "active_units": count, "active_unit_variances": variances.tolist()})
+    return out
+
+
+def atlas_check(model: Autoencoder, atlas_path: str | os.PathLike, binarize: bool) -> dict:
+    """The eval figures on the first 1000 atlas images, k=100, seed 0: recomputable from the shipped files alone."""
+    with np.load(atlas_path, allow_pickle=False) as atlas:
+        images = torch.from_numpy(atlas["images"][: ATLAS_CHECK["n_images"]])
+    return evaluate_images(model, images, binarize=binarize, k=ATLAS_CHECK["k"], seed=ATLAS_CHECK["seed"])
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def checkpoint_dataset(directory: Path, metrics: dict) -> tuple[str, bool]:
+    """(dataset, dynamic binarization) of a checkpoint, from its training provenance (else the folder name)."""
+    tc = metrics.get("train_config", {})
+    dataset = metrics.get("dataset") or tc.get("dataset") or directory.resolve().parent.name
+    mode = tc.get("binarize", "auto")
+    return dataset, mode == "dynamic" or (mode == "auto" and dataset == "mnist")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors, metrics.json)")
+    p.add_argument("--data-root", default="./data", help="folder holding MNIST/raw or FashionMNIST/raw")
+    p.add_argument("--k", type=int, default=1000, help="importance samples per image for the NLL (default 1000)")
+    p.add_argument("--batch-size", type=int, default=100, help="test images per step (default 100)")
+    p.add_argument("--decode-batch", type=int, default=10_000, help="latent samples per decoder call (default 10000)")
+    p.add_argument("--max-images", type=int, default=0, help="evaluate only the first N test images (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of binarization and posterior samples (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--atlas", default=None, help="atlas.npz for atlas_check (default: <checkpoint>/../atlas.npz)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = p.parse_args(argv)
+    for name in ("k", "batch_size", "decode_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.max_images < 0 or args.threads < 0:
+        p.error("--max-images and --threads must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    prog = "python -m training.evaluate"
+    directory = Path(args.checkpoint)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    t0 = time.perf_counter()
+    try:
+        model = Autoencoder.from_pretrained(directory, device=device)
+        metrics = read_metrics(directory)
+        dataset, binarize = checkpoint_dataset(directory, metrics)
+        test, _ = load_split(dataset, args.data_root, train=False)
+        train, _ = load_split(dataset, args.data_root, train=True)
+    except (CheckpointError, DataError, ValueError) as e:
+        fail(prog, str(e))
+    if args.max_images:
+        test = test[: args.max_images]
+    progress = sys.stderr.isatty()
+    result = evaluate_images(model, test, binarize=binarize, k=args.k, seed=args.seed, batch_size=args.batch_size,
+                             decode_batch=args.decode_batch, progress=progress, desc=f"eval {directory}")
+    # PCA baseline on the same targets (same binarization of the test set: seed, whole split, in order).
+    test_x = prepare_batch(test, binarize, torch.Generator().manual_seed(args.seed))
+    train_x = prepare_batch(train, binarize, torch.Generator().manual_seed(args.seed + 1))
+    result["pca_mse_per_pixel"] = pca_mse_per_pixel(train_x, test_x, model.config.latent_dim)
+    result["ae_over_pca_mse"] = result["mse_per_pixel"] / result["pca_mse_per_pixel"]
+    result.update({"dataset": dataset, "eval_seconds": round(time.perf_counter() - t0, 1), "device": str(device)})
+    metrics["eval"] = result
+
+    atlas_path = Path(args.atlas) if args.atlas else directory / ".." / "atlas.npz"
+    if atlas_path.is_file():
+        metrics["atlas_check"] = dict(atlas_check(model, atlas_path, binarize), atlas=atlas_path.name, **ATLAS_CHECK)
+    else:
+        print(f"note: {atlas_path} not found; atlas_check skipped (run training.export, then evaluate again)")
+    write_metrics(directory, metrics)
+    summary = {k: result[k] for k in ("recon_per_image", "mse_per_pixel", "neg_elbo", "is_nll", "active_units",
+                                      "pca_mse_per_pixel") if k in result}
+    print(f"{directory}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()) + f" ({result['eval_seconds']:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
