@@ -1,0 +1,257 @@
+"""Every named endpoint through gradio_client against the launched app (tests/conftest.py)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from explorer.bundle import checkpoint_root
+
+N = 16
+
+
+def unexpected_tracebacks(log: str) -> list[str]:
+    """Server-side tracebacks other than gradio's own log line for a clean gr.Error (e.g. its slider bounds check)."""
+    blocks = log.split("Traceback (most recent call last):")[1:]
+    return [b for b in blocks if "gradio.exceptions.Error:" not in b.strip().splitlines()[-1]]
+
+
+def read(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    with np.load(checkpoint_root() / "mnist" / "atlas.npz") as f:
+        return {"images": f["images"], "labels": f["labels"]}
+
+
+@pytest.fixture(scope="module")
+def digit(tmp_path_factory, atlas) -> str:
+    p = tmp_path_factory.mktemp("img") / "digit.png"
+    Image.fromarray(atlas["images"][7]).save(p)
+    return str(p)
+
+
+def test_startup_and_endpoints(app, client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    expected = {"/init", "/set_dataset", "/gallery_select", "/pick_test", "/random_test", "/use_upload", "/use_drawing",
+                "/reconstruct", "/sample", "/set_a", "/set_b", "/random_b", "/interpolate", "/sliders_from_input",
+                "/slide", "/noop", "/place_on_map", "/show_point", "/click_ae_16", "/click_vae_16", "/click_ae_2",
+                "/click_vae_2", "/manifold"}
+    assert expected <= names, expected - names
+    assert unexpected_tracebacks(app.log()) == []
+
+
+def test_pick_and_random_test_image(client, atlas):
+    img = read(client.predict("mnist", 7, api_name="/pick_test"))
+    np.testing.assert_array_equal(img, atlas["images"][7])
+    for _ in range(2):
+        a, ia = client.predict("mnist", api_name="/random_test")
+        np.testing.assert_array_equal(read(a), atlas["images"][int(ia)])
+    with pytest.raises(AppError, match="Atlas index must be"):
+        client.predict("mnist", 10**7, api_name="/pick_test")
+
+
+def test_reconstruct(client, digit):
+    ae, vae, samples, text = client.predict("mnist", handle_file(digit), 0, api_name="/reconstruct")
+    ae, vae, samples = read(ae), read(vae), read(samples)
+    assert ae.shape == vae.shape == (112, 112) and ae.dtype == np.uint8
+    assert ae.max() > 100 and ae.min() < 50  # a light object on black
+    assert not np.array_equal(ae, vae)
+    assert samples.shape[1] > 5 * samples.shape[0] / 2  # a strip of posterior draws
+    assert "AE reconstruction" in text and "MSE" in text
+    again = client.predict("mnist", handle_file(digit), 1, api_name="/reconstruct")
+    assert not np.array_equal(samples, read(again[2]))  # another seed, other posterior draws
+    np.testing.assert_array_equal(ae, read(again[0]))  # the AE is deterministic
+
+
+def test_sample_is_seeded_and_shows_the_gap(client):
+    a = client.predict("mnist", 3, 1.0, api_name="/sample")
+    b = client.predict("mnist", 3, 1.0, api_name="/sample")
+    c = client.predict("mnist", 4, 1.0, api_name="/sample")
+    for i in range(3):
+        assert np.array_equal(read(a[i]), read(b[i]))
+        assert not np.array_equal(read(a[i]), read(c[i]))
+    assert not np.array_equal(read(a[0]), read(a[2]))  # N(0, I) vs GMM for the AE
+    assert "GMM" in a[3] and "nearest atlas code" in a[3]
+    with pytest.raises(AppError, match="maximum value 3"):
+        client.predict("mnist", 3, 50.0, api_name="/sample")
+
+
+def test_interpolate(client, digit, tmp_path, atlas):
+    other = tmp_path / "other.png"
+    Image.fromarray(atlas["images"][11]).save(other)
+    ae, vae, text = client.predict("mnist", handle_file(digit), handle_file(str(other)), 7, "spherical",
+                                   api_name="/interpolate")
+    ae, vae = read(ae), read(vae)
+    assert ae.shape == vae.shape and ae.shape[1] > 6 * ae.shape[0]  # 7 tiles in a row
+    assert not np.array_equal(ae, vae)
+    assert text.count("|") > 2 * 8 and "AE-16" in text and "VAE-16" in text
+    lin = read(client.predict("mnist", handle_file(digit), handle_file(str(other)), 7, "linear",
+                              api_name="/interpolate")[0])
+    assert not np.array_equal(lin, ae)
+    with pytest.raises(AppError, match="maximum value 20"):
+        client.predict("mnist", handle_file(digit), handle_file(str(other)), 99, "linear", api_name="/interpolate")
+
+
+def slider_values(out) -> list[float]:
+    return [o["value"] if isinstance(o, dict) else o for o in out[: 2 * N]]
+
+
+def test_sliders(client, digit):
+    out = client.predict("mnist", handle_file(digit), "encoded input", api_name="/sliders_from_input")
+    assert len(out) == 2 * N + 2
+    first = out[0]
+    assert first["minimum"] < first["value"] < first["maximum"] or first["value"] in (first["minimum"], first["maximum"])
+    assert "KL" in out[N]["label"]  # the VAE's sliders carry their KL
+    values = slider_values(out)
+    ae0, vae0 = (read(p) for p in client.predict("mnist", *values, api_name="/slide"))
+    np.testing.assert_array_equal(ae0, read(out[-2]))
+    # Every slider to the end of its range farthest from the encoded value.
+    moved = [o["minimum"] if o["value"] - o["minimum"] > o["maximum"] - o["value"] else o["maximum"] for o in out[:2 * N]]
+    ae1, vae1 = (read(p) for p in client.predict("mnist", *moved, api_name="/slide"))
+    assert np.abs(vae1.astype(int) - vae0).mean() > 1 and np.abs(ae1.astype(int) - ae0).mean() > 1
+    origin = client.predict("mnist", handle_file(digit), "origin", api_name="/sliders_from_input")
+    assert all(o["value"] == pytest.approx(0.0) or o["minimum"] > 0 or o["maximum"] < 0
+               for o in origin[: 2 * N] if isinstance(o, dict))
+
+
+def test_slider_out_of_range_is_refused_and_server_keeps_serving(app, client, digit):
+    values = slider_values(client.predict("mnist", handle_file(digit), "encoded input", api_name="/sliders_from_input"))
+    bad = list(values)
+    bad[3] = 1e6
+    with pytest.raises(AppError, match="outside its range"):
+        client.predict("mnist", *bad, api_name="/slide")
+    with pytest.raises(AppError, match="numbers"):
+        client.predict("mnist", *(["x"] + values[1:]), api_name="/slide")
+    assert client.predict("mnist", *values, api_name="/noop") == "ok"
+    assert unexpected_tracebacks(app.log()) == []
+
+
+def test_place_on_map_and_points(client, digit, atlas):
+    ae_map, vae_map, text = client.predict("mnist", handle_file(digit), api_name="/place_on_map")
+    ae_map, vae_map = read(ae_map), read(vae_map)
+    assert ae_map.shape == vae_map.shape == (360, 360, 3)
+    assert "ms" in text and "no UMAP" in text
+    other = read(client.predict("mnist", 300, api_name="/pick_test"))
+    p = Path(digit).with_name("p300.png")
+    Image.fromarray(other).save(p)
+    assert not np.array_equal(ae_map, read(client.predict("mnist", handle_file(str(p)), api_name="/place_on_map")[0]))
+    img, ae, vae, m1, m2, text = client.predict("mnist", 12, api_name="/show_point")
+    assert read(img).shape == (112, 112) and not np.array_equal(read(ae), read(vae))
+    assert str(int(atlas["labels"][12])) in text
+
+
+def test_manifold(client, digit):
+    ae, vae, sc_ae, sc_vae = client.predict("mnist", 10, handle_file(digit), api_name="/manifold")
+    assert read(ae).shape == read(vae).shape == (280, 280)
+    assert not np.array_equal(read(ae), read(vae))
+    assert read(sc_ae).shape == (360, 360, 3)
+
+
+def test_set_dataset_switches_everything(client):
+    mnist = client.predict("mnist", api_name="/set_dataset")
+    fashion = client.predict("fashion-mnist", api_name="/set_dataset")
+    assert not np.array_equal(read(mnist[1]), read(fashion[1]))  # the current input changes dataset
+    assert "Trouser" in fashion[4] and "Trouser" not in mnist[4]  # the map legend
+    f_img = client.predict("fashion-mnist", 0, api_name="/pick_test")
+    rec = client.predict("fashion-mnist", handle_file(f_img), 0, api_name="/reconstruct")
+    assert read(rec[0]).shape == (112, 112)
+
+
+# ---- uploads and drawings: good and bad ------------------------------------------------------------
+def dark_digit_on_white(atlas, size=(560, 560), mode="RGB") -> Image.Image:
+    im = Image.fromarray(255 - atlas["images"][7]).resize(size, Image.BILINEAR)
+    return im.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_upload_becomes_light_digit_on_black(client, atlas, tmp_path, mode):
+    p = tmp_path / "up.png"
+    dark_digit_on_white(atlas, mode=mode).save(p)
+    out = read(client.predict(handle_file(str(p)), api_name="/use_upload"))
+    assert out.shape == (28, 28)
+    assert out[:3].max() < 30 and out.max() > 200  # black border, light digit
+    ref = atlas["images"][7].astype(int)
+    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.7  # and it is the same digit
+
+
+def test_upload_16_bit(client, atlas, tmp_path):
+    p = tmp_path / "u16.png"
+    Image.fromarray((atlas["images"][7].astype(np.uint16) * 257)).save(p)
+    out = read(client.predict(handle_file(str(p)), api_name="/use_upload"))
+    assert np.corrcoef(out.ravel(), atlas["images"][7].ravel())[0, 1] > 0.8
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def bad_file(tmp_path: Path, kind: str, atlas) -> Path:
+    if kind == "not-an-image":
+        p = tmp_path / "notes.txt"
+        p.write_text("hello, not an image")
+    elif kind == "huge":
+        p = tmp_path / "huge.png"
+        p.write_bytes(png_header_only(20000, 20000))
+    elif kind == "truncated":
+        buf = io.BytesIO()
+        dark_digit_on_white(atlas).save(buf, "PNG")
+        p = tmp_path / "trunc.png"
+        p.write_bytes(buf.getvalue()[:200])
+    elif kind == "gif":  # a GIF is accepted (first frame) and gives a proper input
+        p = tmp_path / "anim.gif"
+        frames = [dark_digit_on_white(atlas, mode="L"), Image.new("L", (560, 560), 255)]
+        frames[0].save(p, save_all=True, append_images=frames[1:], duration=100)
+    return p
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("not-an-image", "not an image"),
+    ("huge", "20000x20000"),
+    ("truncated", "damaged or truncated"),
+])
+def test_bad_uploads_get_clear_errors(app, client, tmp_path, atlas, kind, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(bad_file(tmp_path, kind, atlas))), api_name="/use_upload")
+    assert read(client.predict("mnist", 1, api_name="/pick_test")).shape == (28, 28)  # still serving
+    assert unexpected_tracebacks(app.log()) == []
+
+
+def test_gif_upload_uses_first_frame(client, tmp_path, atlas):
+    out = read(client.predict(handle_file(str(bad_file(tmp_path, "gif", atlas))), api_name="/use_upload"))
+    assert out.shape == (28, 28) and out.max() > 200
+
+
+def sketch_value(path: str | None) -> dict:
+    return {"background": None, "layers": [], "composite": handle_file(path) if path else None}
+
+
+def test_drawing(client, tmp_path, atlas):
+    p = tmp_path / "draw.png"
+    rgba = np.zeros((280, 280, 4), np.uint8)  # black strokes on a transparent canvas, as the Sketchpad sends
+    rgba[60:220, 130:150, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(p)
+    out = read(client.predict(sketch_value(str(p)), api_name="/use_drawing"))
+    assert out.shape == (28, 28) and out.max() > 200 and out[:, :5].max() < 30  # a light vertical bar
+
+
+def test_empty_drawing_is_refused(app, client, tmp_path):
+    p = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((280, 280, 4), np.uint8), "RGBA").save(p)
+    for value in (sketch_value(str(p)), sketch_value(None)):
+        with pytest.raises(AppError, match="empty|blank"):
+            client.predict(value, api_name="/use_drawing")
+    assert unexpected_tracebacks(app.log()) == []

@@ -1,0 +1,254 @@
+"""explorer/: image preprocessing, latent operations, map placement, bundle loading — no Gradio needed."""
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer import latent, service
+from explorer.bundle import MODEL_NAMES, checkpoint_root, load_all, load_dataset
+from explorer.images import InputError, load_upload, to_dataset_format
+from explorer.plot import Scatter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- images ----------------------------------------------------------------------------------------
+def stroke_image(h: int = 300, w: int = 200, dark_on_light: bool = True) -> np.ndarray:
+    """An off-centre thick 'L' stroke on a large canvas, values in [0, 1]."""
+    g = np.zeros((h, w), np.float32)
+    g[40:160, 30:50] = 1.0
+    g[140:160, 30:110] = 1.0
+    return 1.0 - g if dark_on_light else g
+
+
+def center_of_mass(img: np.ndarray) -> np.ndarray:
+    a = img.astype(np.float64)
+    ys, xs = np.indices(a.shape)
+    return np.array([(ys * a).sum(), (xs * a).sum()]) / a.sum()
+
+
+def test_dataset_format_is_mnist_style():
+    out = to_dataset_format(stroke_image())
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out.max() == 255 and out[0].max() == 0 and out[:, 0].max() == 0  # light object, black border
+    ys, xs = np.nonzero(out > 25)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 in (19, 20, 21)  # fitted into a 20x20 box
+    np.testing.assert_allclose(center_of_mass(out), [13.5, 13.5], atol=1.0)
+
+
+def test_polarity_dark_on_light_equals_light_on_dark():
+    a = to_dataset_format(stroke_image(dark_on_light=True)).astype(int)
+    b = to_dataset_format(stroke_image(dark_on_light=False)).astype(int)
+    assert np.abs(a - b).max() <= 2
+
+
+def write(tmp_path: Path, name: str, im: Image.Image, **kw) -> Path:
+    p = tmp_path / name
+    im.save(p, **kw)
+    return p
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "1"])
+def test_upload_any_mode(tmp_path, mode):
+    g = stroke_image(dark_on_light=True)
+    base = Image.fromarray((g * 255).astype(np.uint8), "L")
+    if mode == "I;16":
+        im = Image.fromarray((g * 65535).astype(np.uint16))
+        assert im.mode.startswith("I;16")
+    elif mode == "RGBA":  # dark ink, transparent paper: transparent counts as white paper
+        rgba = np.zeros((*g.shape, 4), np.uint8)
+        rgba[..., 3] = ((1 - g) * 255).astype(np.uint8)
+        im = Image.fromarray(rgba, "RGBA")
+    else:
+        im = base.convert(mode)
+    out = load_upload(write(tmp_path, "x.png", im))
+    ref = to_dataset_format(stroke_image(dark_on_light=False))
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - ref).mean() < 8, mode
+
+
+def test_upload_jpeg_and_gif(tmp_path):
+    im = Image.fromarray((stroke_image() * 255).astype(np.uint8), "L").convert("RGB")
+    ref = to_dataset_format(stroke_image(dark_on_light=False)).astype(int)
+    for name in ("x.jpg", "x.gif"):
+        out = load_upload(write(tmp_path, name, im))
+        assert np.abs(out.astype(int) - ref).mean() < 10, name
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no real pixel data): a decompression bomb by its header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("huge", "20000x20000"),
+    ("text", "not an image"),
+    ("truncated", "damaged or truncated"),
+    ("blank", "blank"),
+    ("missing", "No file"),
+])
+def test_bad_uploads_give_clear_messages(tmp_path, case, expected):
+    p = tmp_path / "bad.png"
+    if case == "huge":
+        p.write_bytes(png_header_only(20000, 20000))
+    elif case == "text":
+        p = tmp_path / "notes.txt"
+        p.write_text("this is not an image\n")
+    elif case == "truncated":
+        buf = io.BytesIO()
+        Image.fromarray((stroke_image() * 255).astype(np.uint8)).save(buf, "PNG")
+        p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    elif case == "blank":
+        Image.new("L", (64, 64), 255).save(p)
+    else:
+        p = tmp_path / "nope.png"
+    with pytest.raises(InputError, match=expected):
+        load_upload(p)
+
+
+# ---- latent operations -------------------------------------------------------------------------
+def test_lerp_and_slerp_endpoints_and_geometry():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(16).astype(np.float32), 3 * rng.standard_normal(16).astype(np.float32)
+    for fn in (latent.lerp, latent.slerp):
+        z = fn(a, b, 9)
+        assert z.shape == (9, 16)
+        np.testing.assert_allclose(z[0], a, atol=1e-5)
+        np.testing.assert_allclose(z[-1], b, atol=1e-5)
+    z = latent.slerp(a, b, 9)
+    # Norm moves linearly; the direction moves by equal angles (great circle), unlike lerp.
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), np.linspace(np.linalg.norm(a), np.linalg.norm(b), 9),
+                               rtol=1e-5)
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    angles = np.arccos(np.clip((u[1:] * u[:-1]).sum(1), -1, 1))
+    np.testing.assert_allclose(angles, angles.mean(), rtol=1e-3)
+    np.testing.assert_allclose(latent.slerp(a, 2 * a, 5), latent.lerp(a, 2 * a, 5), atol=1e-5)  # parallel
+
+
+def test_nearest_distance_and_median_nn_against_brute_force():
+    rng = np.random.default_rng(1)
+    codes, q = rng.standard_normal((300, 5)), rng.standard_normal((7, 5))
+    brute = np.array([min(np.linalg.norm(x - c) for c in codes) for x in q])
+    np.testing.assert_allclose(latent.nearest_distance(q, codes), brute, rtol=1e-6)
+    nn = [min(np.linalg.norm(codes[i] - codes[j]) for j in range(300) if j != i) for i in range(300)]
+    assert latent.median_nn_distance(codes, n_query=300) == pytest.approx(np.median(nn), rel=1e-6)
+
+
+def test_knn_place_inverse_distance_weights():
+    rng = np.random.default_rng(2)
+    codes, pos = rng.standard_normal((200, 4)), rng.standard_normal((200, 2))
+    np.testing.assert_allclose(latent.knn_place(codes[17], codes, pos)[0], pos[17], atol=1e-3)  # on a data code
+    q = rng.standard_normal(4)
+    d = np.linalg.norm(codes - q, axis=1)
+    nn = np.argsort(d)[:10]
+    w = 1 / (d[nn] + 1e-6)
+    np.testing.assert_allclose(latent.knn_place(q, codes, pos, k=10)[0], (w[:, None] * pos[nn]).sum(0) / w.sum(),
+                               rtol=1e-5)
+
+
+def test_gmm_sample_moments_match_the_mixture():
+    rng = np.random.default_rng(3)
+    w = np.array([0.2, 0.5, 0.3])
+    means = rng.standard_normal((3, 2)) * 3
+    a = rng.standard_normal((3, 2, 2))
+    covs = a @ a.transpose(0, 2, 1) + 0.1 * np.eye(2)
+    z = latent.gmm_sample(w, means, covs, 200_000, np.random.default_rng(0))
+    mu = (w[:, None] * means).sum(0)
+    cov = sum(w[k] * (covs[k] + np.outer(means[k] - mu, means[k] - mu)) for k in range(3))  # law of total covariance
+    np.testing.assert_allclose(z.mean(0), mu, atol=0.05)
+    np.testing.assert_allclose(np.cov(z.T), cov, atol=0.1)
+    same = latent.gmm_sample(w, means, covs, 5, np.random.default_rng(7))
+    np.testing.assert_array_equal(same, latent.gmm_sample(w, means, covs, 5, np.random.default_rng(7)))
+
+
+def test_quantile_ranges_cover_the_quantiles():
+    codes = np.random.default_rng(4).standard_normal((5000, 3)) * [1, 5, 0]
+    r = latent.quantile_ranges(codes)
+    q = np.percentile(codes, [0.5, 99.5], axis=0).T
+    assert (r[:, 0] <= q[:, 0] + 1e-9).all() and (r[:, 1] >= q[:, 1] - 1e-9).all()
+    assert (r[:, 1] - q[:, 1] <= 0.01 + 1e-9)[:2].all()
+    assert r[2, 1] - r[2, 0] > 0.5  # a constant dimension still gets a usable range
+
+
+def test_grid_codes_and_scatter_pixels():
+    g = latent.grid_codes((-1, 1), (-2, 2), 3)
+    np.testing.assert_allclose(g[0], [-1, 2])  # top-left = small x, large y
+    np.testing.assert_allclose(g[-1], [1, -2])
+    pos = np.random.default_rng(5).standard_normal((500, 2))
+    s = Scatter(pos, np.arange(500) % 10)
+    px = s.to_pixel(pos[:3])
+    np.testing.assert_allclose(np.stack([s.from_pixel(*p) for p in px]), pos[:3], atol=1e-9)
+    assert s.nearest_point(*px[2]) == 2
+    img = s.render([(pos[0], "red")])
+    assert img.shape == (360, 360, 3) and img.dtype == np.uint8
+    assert (img != s.render()).any()
+
+
+# ---- bundles: missing checkpoints and the shipped ones ------------------------------------------
+def test_missing_checkpoints_are_reported_with_the_fix(tmp_path):
+    b = load_dataset("mnist", tmp_path)
+    assert b.models == {} and b.images is None
+    assert "atlas.npz is missing" in b.status() and "make checkpoints" in b.status()
+    for name in MODEL_NAMES:
+        assert name in b.status()
+    with pytest.raises(LookupError, match="make checkpoints"):
+        b.require("ae-16")
+
+
+@pytest.fixture(scope="module")
+def bundles():
+    return load_all(checkpoint_root())
+
+
+@pytest.mark.parametrize("key", ["mnist", "fashion-mnist"])
+def test_shipped_bundle_loads_everything(bundles, key):
+    b = bundles[key]
+    assert b.problems == [], b.problems
+    assert set(b.models) == set(MODEL_NAMES)
+    vae = b.models["vae-16"]
+    assert (np.diff(vae.kl_per_dim[vae.order]) <= 0).all()  # sliders ordered by KL, largest first
+    for view in b.models.values():
+        q = np.quantile(view.codes, [0.005, 0.995], axis=0).T
+        assert (view.ranges[:, 0] <= q[:, 0] + 1e-6).all() and (view.ranges[:, 1] >= q[:, 1] - 1e-6).all()
+
+
+def test_shipped_service_calls(bundles):
+    b = bundles["mnist"]
+    img = b.images[0]
+    r = service.reconstruct(b, img, seed=0)
+    assert r["ae"].shape == r["vae"].shape == (112, 112)
+    assert not np.array_equal(r["ae"], r["vae"])
+    s1, s2 = service.sample(b, 1, 1.0), service.sample(b, 1, 1.0)
+    assert np.array_equal(s1["ae_prior"], s2["ae_prior"]) and np.array_equal(s1["ae_gmm"], s2["ae_gmm"])
+    d = {k: np.mean(v) for k, v in s1["distances"].items()}
+    # The AE's codes are not N(0, I): prior draws land farther from the data than draws from its fitted GMM.
+    assert d["AE, z ~ N(0, I)"] > d["AE, z ~ GMM fitted to its training codes"]
+    i = service.interpolate(b, b.images[0], b.images[1], 6, "spherical")
+    for dist in i["distances"].values():
+        assert dist[0] < 1e-3 and dist[-1] < 1e-3  # endpoints are atlas codes themselves
+    p = service.place(b, b.images[42])
+    for name in ("ae-16", "vae-16"):
+        view = b.models[name]
+        np.testing.assert_allclose(p[name + "_xy"], view.map_xy[42], atol=1e-2 * np.ptp(view.map_xy))
+    start = service.slider_start(b, img)
+    with pytest.raises(InputError, match="outside its range"):
+        service.decode_sliders(b, start["ae-16"] + 1e6, start["vae-16"])
+
+
+def test_app_import_does_not_import_umap():
+    code = "import sys, app; assert 'umap' not in sys.modules, 'umap imported'; print(type(app.demo).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Blocks" in out.stdout
