@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
 
     atlas_path = Path(args.atlas) if args.atlas else directory / ".." / "atlas.npz"
     if atlas_path.is_file():
-        metrics["atlas_check"] = dict(atlas_check(model, atlas_path, binarize), atlas=atlas_path.name, **ATLAS_CHECK)
+        metrics["atlas_check"] = dict(ATLAS_CHECK, atlas=atlas_path.name, **atlas_check(model, atlas_path, binarize))
     else:
         print(f"note: {atlas_path} not found; atlas_check skipped (run training.export, then evaluate again)")
     write_metrics(directory, metrics)
