@@ -244,7 +244,9 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         loss_module = nn.parallel.DistributedDataParallel(loss_module)
 
     n = len(data.train)
-    batches_per_epoch = math.ceil(n / cfg.batch_size)
+    # Under torchrun a last batch smaller than the world size would leave some rank an empty shard
+    # (NaN loss, then a hung all-reduce): such a batch is dropped. One process: math.ceil(n / batch_size).
+    batches_per_epoch = n // cfg.batch_size + (n % cfg.batch_size >= world)
     total_steps = cfg.epochs * batches_per_epoch
     t0 = time.perf_counter() - elapsed
     kill_at_step = int(os.environ.get(KILL_AT_STEP_ENV, "0"))
@@ -263,7 +265,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
-        batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)
+        batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)[:batches_per_epoch]
         sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
         bar = tqdm(range(start_batch, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress or rank != 0, leave=False, file=sys.stderr)
