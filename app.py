@@ -255,7 +255,8 @@ def set_dataset(dataset: str):
 
 # ---- layout --------------------------------------------------------------------------------------
 CSS = """
-.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+.pixelated img { image-rendering: pixelated; }
+#current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
 """
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
@@ -281,7 +282,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
                     upload = gr.File(label="Image file (any size up to 8000x8000, any mode or polarity)",
                                      type="filepath", elem_id="upload")
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw (dark on white or light on dark)", type="numpy",
+                    sketch = gr.Sketchpad(label="Draw: pick the brush on the left, draw, then press Use drawing", type="numpy",
                                           canvas_size=(280, 280), fixed_canvas=True, elem_id="sketch",
                                           brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"))
                     draw_btn = gr.Button("Use drawing", elem_id="draw-btn")

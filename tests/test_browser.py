@@ -1,0 +1,200 @@
+"""Real-browser tests: Playwright (sync) driving Debian's Chromium against the launched app.
+
+Every interaction waits for Gradio to finish by waiting for the output image to change, and every
+check compares pixels of element screenshots. Screenshots of every tab go to tests/artifacts/.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's Chromium is missing: `make chromium` (apt-get install chromium) installs it.")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(app.url)
+        wait_src(pg, "#current")
+        wait_src(pg, "#rec-vae")
+        yield pg
+        browser.close()
+
+
+def src(pg, elem: str) -> str | None:
+    loc = pg.locator(f"{elem} img").first
+    return loc.get_attribute("src") if loc.count() else None
+
+
+def wait_src(pg, elem: str, old: str | None = None) -> str:
+    """Wait until the image inside `elem` has a src different from `old` (Gradio finished updating it)."""
+    pg.wait_for_function(
+        """([sel, old]) => { const i = document.querySelector(sel + ' img');
+             return i && i.getAttribute('src') && i.getAttribute('src') !== old && i.complete && i.naturalWidth > 0; }""",
+        arg=[elem, old], timeout=TIMEOUT_MS)
+    return src(pg, elem)
+
+
+def pixels(pg, elem: str) -> np.ndarray:
+    """Screenshot of an element's image, as an RGB array."""
+    return np.asarray(Image.open(io.BytesIO(pg.locator(f"{elem} img").first.screenshot())).convert("RGB"), np.int16)
+
+
+def differs(a: np.ndarray, b: np.ndarray, min_mean: float = 0.05) -> bool:
+    if a.shape != b.shape:
+        return True
+    return float(np.abs(a - b).mean()) > min_mean
+
+
+def open_tab(pg, name: str) -> None:
+    pg.get_by_role("tab", name=name, exact=True).click()
+    time.sleep(0.5)
+
+
+def shot(pg, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_pick_test_image_and_reconstruct(page):
+    open_tab(page, "Reconstruct")
+    before_cur, before_rec = pixels(page, "#current"), pixels(page, "#rec-ae")
+    old = src(page, "#rec-ae")
+    page.locator("#gallery button").nth(25).click()  # a '6' (class-major gallery, 4 per class)
+    wait_src(page, "#rec-ae", old)
+    assert differs(before_cur, pixels(page, "#current"))
+    assert differs(before_rec, pixels(page, "#rec-ae"))
+    assert differs(pixels(page, "#rec-ae"), pixels(page, "#rec-vae"))
+    shot(page, "tab-reconstruct")
+
+
+def test_random_and_sample_tab(page):
+    old = src(page, "#rec-vae")
+    page.locator("#random-btn").click()
+    wait_src(page, "#rec-vae", old)
+    open_tab(page, "Sample")
+    wait_src(page, "#smp-gmm")
+    before = pixels(page, "#smp-ae")
+    old = src(page, "#smp-ae")
+    page.get_by_label("Seed", exact=True).fill("7")
+    page.locator("#sample-btn").click()
+    wait_src(page, "#smp-ae", old)
+    assert differs(before, pixels(page, "#smp-ae"))
+    assert "GMM" in page.locator("#smp-text").inner_text()
+    shot(page, "tab-sample")
+
+
+def test_interpolate_tab(page):
+    open_tab(page, "Interpolate")
+    wait_src(page, "#int-ae")
+    before, old = pixels(page, "#int-ae"), src(page, "#int-ae")
+    page.locator("#rand-b").click()
+    wait_src(page, "#int-ae", old)
+    assert differs(before, pixels(page, "#int-ae"))
+    assert "AE-16" in page.locator("#int-text").inner_text()
+    shot(page, "tab-interpolate")
+
+
+def test_move_a_slider(page):
+    open_tab(page, "Latent sliders")
+    wait_src(page, "#sl-vae")
+    before, old = pixels(page, "#sl-vae"), src(page, "#sl-vae")
+    rng = page.locator("#vae-s0 input[type=range]")
+    rng.focus()
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    wait_src(page, "#sl-vae", old)
+    time.sleep(1.0)  # let the last queued move land
+    assert differs(before, pixels(page, "#sl-vae"))
+    shot(page, "tab-sliders")
+
+
+def test_click_on_the_map(page):
+    open_tab(page, "Latent map")
+    wait_src(page, "#map-ae")
+    wait_src(page, "#mf-vae")
+    img = page.locator("#map-ae img").first
+    box = img.bounding_box()
+    old = src(page, "#pt-img")
+    img.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+    wait_src(page, "#pt-img", old)
+    first = pixels(page, "#pt-ae")
+    old = src(page, "#pt-img")
+    img.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.65})
+    wait_src(page, "#pt-img", old)
+    assert differs(first, pixels(page, "#pt-ae"))
+    shot(page, "tab-map")
+
+
+def test_draw_on_the_sketchpad(page):
+    page.get_by_role("tab", name="Draw", exact=True).click()
+    page.locator("#sketch button[aria-label='Brush']").click()  # Gradio's sketchpad starts with no tool
+    time.sleep(0.5)
+    canvas = page.locator("#sketch canvas").last
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 21):  # a vertical stroke: a '1'
+        page.mouse.move(x0 + k * 0.5, y0 + k * box["height"] * 0.03)
+    page.mouse.up()
+    time.sleep(1.0)
+    before, old = pixels(page, "#current"), src(page, "#current")
+    page.locator("#draw-btn").click()
+    wait_src(page, "#current", old)
+    assert differs(before, pixels(page, "#current"))
+    shot(page, "input-draw")
+
+
+def test_upload_a_file(page, tmp_path):
+    p = tmp_path / "dark_on_white.png"
+    a = np.full((300, 300), 255, np.uint8)
+    a[60:240, 60:90] = 0
+    a[60:90, 60:220] = 0  # a dark 'Γ' on white paper
+    Image.fromarray(a).convert("RGB").save(p)
+    page.get_by_role("tab", name="Upload", exact=True).click()
+    before, old = pixels(page, "#current"), src(page, "#current")
+    page.locator("#upload input[type=file]").set_input_files(str(p))
+    wait_src(page, "#current", old)
+    cur = pixels(page, "#current")
+    assert differs(before, cur)
+    shot(page, "input-upload")
+
+
+@pytest.mark.parametrize("kind,message", [("text", "not an image"), ("huge", "20000x20000")])
+def test_bad_upload_shows_a_message(page, tmp_path, kind, message):
+    from tests.test_app_api import png_header_only
+
+    page.get_by_role("tab", name="Upload", exact=True).click()
+    if kind == "text":
+        p = tmp_path / "notes.txt"
+        p.write_text("not an image")
+    else:
+        p = tmp_path / "huge.png"
+        p.write_bytes(png_header_only(20000, 20000))
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(p))
+    page.get_by_text(message, exact=False).first.wait_for(timeout=TIMEOUT_MS)
+    assert "Traceback" not in page.content()
+    shot(page, f"bad-upload-{kind}")
