@@ -90,10 +90,10 @@ class Autoencoder(nn.Module):
         return log_px_z + standard_normal_log_prob(z) - posterior.log_prob(z)
 
     # ---- checkpoints ------------------------------------------------------------------------
-    def save_pretrained(self, directory, metrics: dict | None = None) -> None:
+    def save_pretrained(self, directory, metrics: dict | None = None, dtype: torch.dtype | None = None) -> None:
         from .checkpoint import save_pretrained
 
-        save_pretrained(self, directory, metrics)
+        save_pretrained(self, directory, metrics, dtype)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | torch.device = "cpu") -> "Autoencoder":

@@ -35,6 +35,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors) make 0600 files; use the usual mode
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -63,10 +66,17 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike, metrics: dict | None = None) -> None:
+def save_pretrained(
+    model: torch.nn.Module, directory: str | os.PathLike, metrics: dict | None = None, dtype: torch.dtype | None = None
+) -> None:
+    """Write config.json + model.safetensors (+ metrics.json); `dtype` (e.g. float16) casts the stored
+    weights to keep files small; from_pretrained casts them back to the model's float32."""
     model = unwrap(model)
     directory = Path(directory)
-    atomic_save_tensors(directory / WEIGHTS_NAME, model.state_dict())
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    atomic_save_tensors(directory / WEIGHTS_NAME, state)
     atomic_write_text(directory / CONFIG_NAME, model.config.to_json() + "\n")
     if metrics is not None:
         write_metrics(directory, metrics)

@@ -59,7 +59,12 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto (cuda if available), cpu, cuda, cuda:N"})
     save_every: int = field(default=0, metadata={"help": "also save resume state every N steps (0 = per epoch)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
-    resume: bool = field(default=False, metadata={"help": "continue the run saved in --out"})
+    resume: bool = field(
+        default=False, metadata={"help": "continue the run saved in --out (--epochs may differ: the lr schedule follows)"}
+    )
+    weights_dtype: Literal["float32", "float16"] = field(
+        default="float32", metadata={"help": "dtype of model.safetensors (float16 halves the file; resume state stays float32)"}
+    )
 
     def __post_init__(self) -> None:
         checks = {
@@ -258,7 +263,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 "elapsed": time.perf_counter() - t0, "train_config": dataclasses.asdict(cfg),
                 "model_config": dataclasses.asdict(model_cfg)}
         if final_model:  # weights first, then the state that points past them
-            save_pretrained(model, out, provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
+            save_pretrained(model, out, dtype=getattr(torch, cfg.weights_dtype), metrics=provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
         save_state(out / RESUME_NAME, model, opt, gen, meta)
 
     from tqdm.auto import tqdm
@@ -309,10 +314,11 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
 
 
 def _check_same_run(meta: dict, cfg: TrainConfig, model_cfg: ModelConfig, path: Path) -> None:
-    ignore = {"resume", "device", "threads", "data_root"}
+    # epochs may change (extend or shorten a run); the others define the run.
+    ignore = {"resume", "device", "threads", "data_root", "epochs", "weights_dtype"}
     saved = {k: v for k, v in meta["train_config"].items() if k not in ignore}
     now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
-    diff = sorted(k for k in now if saved.get(k) != now[k])
+    diff = sorted(k for k in now if k in saved and saved[k] != now[k])
     if meta["model_config"] != dataclasses.asdict(model_cfg):
         diff.append("model config")
     if diff:
