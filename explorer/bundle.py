@@ -141,6 +141,9 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None) -> Da
             b.problems.append(f"{name}: atlas.npz does not match the model ({e})")
     if atlas is None:
         b.images = None
+    for view in b.models.values():  # first-call costs (kernel set-up, the scatter's base picture) at start-up
+        view.decode(view.encode(b.images[:1])[0])
+        view.scatter.base()
     return b
 
 
