@@ -255,3 +255,36 @@ def test_empty_drawing_is_refused(app, client, tmp_path):
         with pytest.raises(AppError, match="empty|blank"):
             client.predict(value, api_name="/use_drawing")
     assert unexpected_tracebacks(app.log()) == []
+
+
+def test_app_starts_with_missing_checkpoints_and_says_what_to_run(tmp_path):
+    """Only MNIST's atlas and two of its models: the app serves, names what is missing and `make checkpoints`."""
+    import json
+    import urllib.request
+
+    from gradio_client import Client
+
+    from tests.conftest import RunningApp
+
+    src = checkpoint_root() / "mnist"
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "atlas.npz").symlink_to(src / "atlas.npz")
+    for name in ("ae-16", "vae-16"):
+        (tmp_path / "mnist" / name).symlink_to(src / name)
+    partial = RunningApp({"LATENT_EXPLORER_CHECKPOINTS": str(tmp_path)}, name="partial")
+    try:
+        with urllib.request.urlopen(partial.url + "config", timeout=30) as r:
+            config = json.dumps(json.load(r))
+        assert "make checkpoints" in config
+        assert "ae-2" in config and "fashion-mnist" in config.lower()
+        c = Client(partial.url, verbose=False)
+        digit = handle_file(c.predict("mnist", 3, api_name="/pick_test"))
+        ae, vae, _, _ = c.predict("mnist", digit, 0, api_name="/reconstruct")
+        assert read(ae).shape == (112, 112)  # what is there still works
+        with pytest.raises(AppError, match="make checkpoints"):
+            c.predict("mnist", 10, digit, api_name="/manifold")  # needs the missing 2-D models
+        with pytest.raises(AppError, match="make checkpoints"):
+            c.predict("fashion-mnist", 0, 1.0, api_name="/sample")
+        assert unexpected_tracebacks(partial.log()) == []
+    finally:
+        partial.stop()
