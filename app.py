@@ -164,7 +164,7 @@ def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None) -> list:
             d = view.order[k]
             lo, hi = (float(x) for x in view.ranges[d])
             out.append(gr.Slider(minimum=lo, maximum=hi, step=0.01, visible=True,
-                                 value=float(values[name][k]) if values else 0.0,
+                                 value=round(float(values[name][k]), 2) if values else 0.0,
                                  label=service.slider_labels(view)[k]))
     return out
 
@@ -288,7 +288,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
                     draw_btn = gr.Button("Use drawing", elem_id="draw-btn")
         with gr.Column(scale=1, min_width=180):
             current = gr.Image(label="Current input (28x28)", type="numpy", image_mode="L", format="png",
-                               interactive=False, height=160, elem_id="current", elem_classes="pixelated")
+                               interactive=False, height=190, elem_id="current", elem_classes="pixelated")
 
     with gr.Tabs():
         with gr.Tab("Reconstruct", elem_id="tab-reconstruct"):
@@ -319,9 +319,9 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
         with gr.Tab("Interpolate", elem_id="tab-interpolate"):
             with gr.Row():
                 end_a = gr.Image(label="A", type="numpy", image_mode="L", format="png", interactive=False,
-                                 height=120, elem_id="end-a", elem_classes="pixelated")
+                                 height=170, elem_id="end-a", elem_classes="pixelated")
                 end_b = gr.Image(label="B", type="numpy", image_mode="L", format="png", interactive=False,
-                                 height=120, elem_id="end-b", elem_classes="pixelated")
+                                 height=170, elem_id="end-b", elem_classes="pixelated")
                 with gr.Column():
                     set_a = gr.Button("A ← current input")
                     set_b = gr.Button("B ← current input")

@@ -43,7 +43,7 @@ def median_nn_distance(codes: np.ndarray, n_query: int = 500, seed: int = 0) -> 
     """Median distance from an atlas code to its nearest *other* atlas code (scale of the data cloud)."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(codes), size=min(n_query, len(codes)), replace=False)
-    d = pairwise_sq_dists(codes[idx].astype(np.float64), codes.astype(np.float64))
+    d = pairwise_sq_dists(codes[idx].astype(np.float32), codes.astype(np.float32)).astype(np.float64)
     d[np.arange(len(idx)), idx] = np.inf  # exclude each query itself
     return float(np.median(np.sqrt(d.min(1))))
 

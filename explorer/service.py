@@ -117,7 +117,7 @@ def slider_start(b: DatasetBundle, image=None) -> dict[str, np.ndarray]:
     out = {}
     for view in b.require("ae-16", "vae-16"):
         z = view.encode(as_input(image)[None])[0][0] if image is not None else np.zeros(view.latent_dim, np.float32)
-        z = np.clip(z, view.ranges[:, 0], view.ranges[:, 1])
+        z = np.clip(np.round(z, 2), view.ranges[:, 0], view.ranges[:, 1])  # 2 decimals: the sliders' step
         out[view.name] = z[view.order]
     return out
 
