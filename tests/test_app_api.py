@@ -168,6 +168,15 @@ def test_set_dataset_switches_everything(client):
 
 
 # ---- uploads and drawings: good and bad ------------------------------------------------------------
+def similar(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same shape up to a pixel of shift: correlation of 5x5 box-blurred images (thin strokes move by resampling)."""
+    def blur(x):
+        x = np.pad(x.astype(np.float64), 2)
+        return sum(x[i: i + 28, j: j + 28] for i in range(5) for j in range(5))
+
+    return float(np.corrcoef(blur(a).ravel(), blur(b).ravel())[0, 1]) > 0.8
+
+
 def dark_digit_on_white(atlas, size=(560, 560), mode="RGB") -> Image.Image:
     im = Image.fromarray(255 - atlas["images"][7]).resize(size, Image.BILINEAR)
     return im.convert(mode)
@@ -180,15 +189,14 @@ def test_upload_becomes_light_digit_on_black(client, atlas, tmp_path, mode):
     out = read(client.predict(handle_file(str(p)), api_name="/use_upload"))
     assert out.shape == (28, 28)
     assert out[:3].max() < 30 and out.max() > 200  # black border, light digit
-    ref = atlas["images"][7].astype(int)
-    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.7  # and it is the same digit
+    assert similar(out, atlas["images"][7])  # and it is the same digit, re-normalized
 
 
 def test_upload_16_bit(client, atlas, tmp_path):
     p = tmp_path / "u16.png"
     Image.fromarray((atlas["images"][7].astype(np.uint16) * 257)).save(p)
     out = read(client.predict(handle_file(str(p)), api_name="/use_upload"))
-    assert np.corrcoef(out.ravel(), atlas["images"][7].ravel())[0, 1] > 0.8
+    assert similar(out, atlas["images"][7])
 
 
 def png_header_only(width: int, height: int) -> bytes:
