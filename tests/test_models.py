@@ -292,3 +292,16 @@ def test_bad_checkpoint_gives_one_clear_error(saved, damage):
     assert "\n" not in message
     # One error, not a chain of tracebacks: the low-level cause is suppressed.
     assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)
+
+
+def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):
+    model, x = make_model("conv", "vae", "bernoulli"), make_batch("bernoulli")
+    model.save_pretrained(tmp_path / "f32")
+    model.save_pretrained(tmp_path / "f16", dtype=torch.float16)
+    size = lambda name: (tmp_path / name / "model.safetensors").stat().st_size  # noqa: E731
+    assert size("f16") < 0.6 * size("f32")
+    loaded = Autoencoder.from_pretrained(tmp_path / "f16")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k].half().float()), k  # exactly the rounded weights
+    torch.testing.assert_close(loaded(x), model(x), rtol=1e-2, atol=1e-2)
