@@ -209,24 +209,26 @@ def place_on_map(dataset: str, image):
     t = time.perf_counter()
     r = service.place(bundle(dataset), image)
     ms = (time.perf_counter() - t) * 1000
-    text = (f"Red cross: the current input, placed from the atlas (distance-weighted mean of the map positions of "
+    text = (f"Red cross: the current input (black: a clicked point), placed from the atlas (distance-weighted mean of the map positions of "
             f"its 10 nearest atlas codes; no UMAP at request time) in {ms:.0f} ms.")
     return r["ae-16"], r["vae-16"], text
 
 
 @guarded
 @gpu
-def show_point(dataset: str, index: float):
-    r = service.point(bundle(dataset), "ae-16", int(index))
+def show_point(dataset: str, index: float, image=None):
+    if index is None:
+        raise InputError("Enter an atlas index.")
+    r = service.point(bundle(dataset), int(index), image)
     return r["image"], r["ae-16"], r["vae-16"], r["ae-16_map"], r["vae-16_map"], r["text"]
 
 
 def map_click(model: str):
     @guarded
-    def handler(dataset: str, evt: gr.SelectData):
+    def handler(dataset: str, image, evt: gr.SelectData):
         col, row = evt.index
         i = service.click(bundle(dataset), model, float(col), float(row))
-        return (i, *show_point(dataset, i))
+        return (i, *show_point(dataset, i, image))
 
     handler.__name__ = f"click_{model.replace('-', '_')}"
     return handler
@@ -412,9 +414,9 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
                    show_progress="hidden")
     current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map")
     point_outputs = [pt_img, pt_ae, pt_vae, map_ae, map_vae, pt_text]
-    pt_index.submit(show_point, [dataset, pt_index], point_outputs, api_name="show_point")
+    pt_index.submit(show_point, [dataset, pt_index, current], point_outputs, api_name="show_point")
     for img, model in ((map_ae, "ae-16"), (map_vae, "vae-16"), (sc_ae2, "ae-2"), (sc_vae2, "vae-2")):
-        img.select(map_click(model), dataset, [pt_index, *point_outputs],
+        img.select(map_click(model), [dataset, current], [pt_index, *point_outputs],
                    api_name=f"click_{model.replace('-', '_')}")
     gr.on([current.change, grid_n.release], manifold, [dataset, grid_n, current], [mf_ae, mf_vae, sc_ae2, sc_vae2],
           api_name="manifold")

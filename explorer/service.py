@@ -169,8 +169,9 @@ def place(b: DatasetBundle, image) -> dict:
     return out
 
 
-def point(b: DatasetBundle, model: str, index: int) -> dict:
-    """An atlas image (by index), its decodes by both 16-D models, and its place on both maps."""
+def point(b: DatasetBundle, index: int, image=None) -> dict:
+    """An atlas image (by index), its decodes by both 16-D models, and its place on both maps (black),
+    next to the current input's place (red) when one is given."""
     views = b.require("ae-16", "vae-16")
     if not (0 <= int(index) < len(b.images)):
         raise InputError(f"atlas index must be 0..{len(b.images) - 1}, got {index}.")
@@ -181,7 +182,10 @@ def point(b: DatasetBundle, model: str, index: int) -> dict:
     for view in views:
         z, _ = view.encode(img[None])
         out[view.name] = upscale(view.decode(z)[0], SHOW)
-        out[view.name + "_map"] = view.scatter.render([(view.map_xy[i], "black")])
+        marks = [(view.map_xy[i], "black")]
+        if image is not None:
+            marks.append((latent.knn_place(view.encode(as_input(image)[None])[0], view.codes, view.map_xy)[0], "red"))
+        out[view.name + "_map"] = view.scatter.render(marks)
     return out
 
 

@@ -145,7 +145,8 @@ def test_place_on_map_and_points(client, digit, atlas):
     p = Path(digit).with_name("p300.png")
     Image.fromarray(other).save(p)
     assert not np.array_equal(ae_map, read(client.predict("mnist", handle_file(str(p)), api_name="/place_on_map")[0]))
-    img, ae, vae, m1, m2, text = client.predict("mnist", 12, api_name="/show_point")
+    img, ae, vae, m1, m2, text = client.predict("mnist", 12, handle_file(digit), api_name="/show_point")
+    assert not np.array_equal(read(m1), ae_map)  # the clicked point is marked too
     assert read(img).shape == (112, 112) and not np.array_equal(read(ae), read(vae))
     assert str(int(atlas["labels"][12])) in text
 
