@@ -70,7 +70,8 @@ class Autoencoder(nn.Module):
         recon = -self.log_likelihood(self.decode(z), x).mean()
         kl_per_dim = posterior.kl_per_dim().mean(dim=0)  # (D,)
         kl = kl_per_dim.sum()
-        kl_term = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
+        use_floor = free_bits > 0 and self.config.is_variational  # an AE has no KL to floor
+        kl_term = kl_per_dim.clamp(min=free_bits).sum() if use_floor else kl
         return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl}
 
     @torch.no_grad()
