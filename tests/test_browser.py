@@ -198,3 +198,29 @@ def test_bad_upload_shows_a_message(page, tmp_path, kind, message):
     page.get_by_text(message, exact=False).first.wait_for(timeout=TIMEOUT_MS)
     assert "Traceback" not in page.content()
     shot(page, f"bad-upload-{kind}")
+
+
+def test_empty_drawing_shows_a_message(page):
+    page.get_by_role("tab", name="Draw", exact=True).click()
+    page.locator("#sketch button[aria-label='Clear canvas']").click()
+    time.sleep(0.5)
+    page.locator("#draw-btn").click()
+    page.get_by_text("drawing is empty", exact=False).or_(page.get_by_text("image is blank", exact=False)).first.wait_for()
+    shot(page, "bad-empty-drawing")
+
+
+def test_switch_dataset(page):
+    open_tab(page, "Latent map")
+    wait_src(page, "#map-vae")
+    before_cur, before_map = pixels(page, "#current"), pixels(page, "#map-vae")
+    old_cur, old_map = src(page, "#current"), src(page, "#map-vae")
+    page.get_by_label("Fashion-MNIST").check()
+    wait_src(page, "#current", old_cur)
+    wait_src(page, "#map-vae", old_map)
+    time.sleep(1.0)
+    assert differs(before_cur, pixels(page, "#current"))
+    assert differs(before_map, pixels(page, "#map-vae"))
+    assert "Trouser" in page.locator("#legend").inner_text()
+    shot(page, "fashion-map")
+    open_tab(page, "Reconstruct")
+    shot(page, "fashion-reconstruct")
