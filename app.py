@@ -261,7 +261,7 @@ CSS = """
 #current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
 """
 
-with gr.Blocks(title="Latent Explorer: AE vs VAE") as demo:
+with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
     gr.Markdown(
         "# Latent Explorer: AE vs VAE\nA deterministic autoencoder (AE) and a variational autoencoder (VAE) with the "
         "same encoder/decoder, side by side on the same input. Pick a dataset and an input; every tab follows."
