@@ -98,12 +98,11 @@ def pick_test(dataset: str, index: float) -> np.ndarray:
 
 
 @guarded
-def random_test(dataset: str, seed: float | None = None) -> tuple[np.ndarray, int]:
+def random_test(dataset: str) -> tuple[np.ndarray, int]:
     b = bundle(dataset)
     if b.images is None:
         raise LookupError(f"{b.title}: atlas.npz is missing; regenerate with `{REGENERATE}`.")
-    rng = np.random.default_rng(None if seed is None or seed < 0 else int(seed))
-    i = int(rng.integers(len(b.images)))
+    i = int(np.random.default_rng().integers(len(b.images)))
     return b.images[i], i
 
 
@@ -247,8 +246,9 @@ def set_dataset(dataset: str):
     b = BUNDLES.get(dataset)
     if b is None:
         raise gr.Error(f"dataset must be one of {list(BUNDLES)}, got {dataset!r}.")
-    first = b.images[gallery_indices(dataset)[0]] if b.images is not None else None
-    second = b.images[gallery_indices(dataset)[GALLERY_PER_CLASS]] if b.images is not None else None
+    shown = gallery_indices(dataset)
+    first = b.images[shown[0]] if shown else None
+    second = b.images[shown[min(GALLERY_PER_CLASS, len(shown) - 1)]] if shown else None
     legend = legend_markdown(b.class_names) if b.class_names else ""
     msg = "" if not b.problems else b.status()
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
