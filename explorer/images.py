@@ -55,18 +55,19 @@ def load_upload(path: str | os.PathLike) -> np.ndarray:
 
 def to_gray(im: Image.Image) -> np.ndarray:
     """Any PIL mode (1, L, P, RGB, RGBA, LA, I;16, I, F, CMYK) -> float32 (H, W) in [0, 1]; alpha over white."""
-    im = ImageOps.exif_transpose(im) if im.mode not in ("I;16", "I;16B", "I", "F") else im
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit integer or float pixels
         a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
         if im.mode.startswith("I;16"):
             lo, hi = 0.0, 65535.0
-        elif hi > lo and (hi > 255 or lo < 0):
-            pass  # stretch unknown integer / float ranges
-        else:
-            lo, hi = 0.0, 255.0 if hi > 1 else 1.0
+        elif a.min() >= 0 and a.max() <= 1:
+            lo, hi = 0.0, 1.0
+        elif a.min() >= 0 and a.max() <= 255:
+            lo, hi = 0.0, 255.0
+        else:  # an unknown range: stretch it
+            lo, hi = float(a.min()), float(a.max())
         return np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
-    if im.mode == "P" or im.mode == "PA":
+    im = ImageOps.exif_transpose(im)  # phone photos: honour the orientation tag
+    if im.mode in ("P", "PA"):
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "La", "RGBa"):
         rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
