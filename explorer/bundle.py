@@ -33,6 +33,7 @@ class ModelView:
     map_xy: np.ndarray  # (N, 2) UMAP (16-D models) or the codes themselves (2-D models)
     ranges: np.ndarray  # (D, 2) slider ranges: 0.5% and 99.5% quantiles of the atlas codes
     nn_scale: float  # median nearest-neighbour distance among atlas codes
+    far: float  # 95% quantile of those distances: beyond it a code is far from every data code
     kl_per_dim: np.ndarray | None  # (D,) VAE only, from metrics.json eval (or atlas std/mean if absent)
     order: np.ndarray  # (D,) dimension order for the sliders: by KL, largest first (VAE); natural (AE)
     gmm: dict[str, np.ndarray] | None  # AE only: weights (K,), means (K, D), covariances (K, D, D)
@@ -166,9 +167,10 @@ def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.
     gmm = None
     if not model.config.is_variational:
         gmm = {k: atlas[f"{name}__gmm_{k}"].astype(np.float64) for k in ("weights", "means", "covariances")}
+    nn_median, nn_q95 = latent.nn_distance_quantiles(codes, (0.5, 0.95))
     return ModelView(
         name=name, model=model, codes=codes, map_xy=map_xy, ranges=latent.quantile_ranges(codes),
-        nn_scale=latent.median_nn_distance(codes), kl_per_dim=kl, order=order, gmm=gmm,
+        nn_scale=float(nn_median), far=float(nn_q95), kl_per_dim=kl, order=order, gmm=gmm,
         scatter=Scatter(map_xy, labels), metrics=metrics,
     )
 

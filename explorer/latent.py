@@ -39,13 +39,22 @@ def nearest_distance(z: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.sqrt(pairwise_sq_dists(np.atleast_2d(z).astype(np.float64), codes.astype(np.float64)).min(1))
 
 
-def median_nn_distance(codes: np.ndarray, n_query: int = 500, seed: int = 0) -> float:
-    """Median distance from an atlas code to its nearest *other* atlas code (scale of the data cloud)."""
+def nn_distance_quantiles(codes: np.ndarray, qs=(0.5, 0.95), n_query: int = 500, seed: int = 0) -> np.ndarray:
+    """Quantiles of the distance from an atlas code to its nearest *other* atlas code (leave-one-out).
+
+    The median is the typical gap between data codes (the unit for normalized distances); the 95%
+    quantile is the "far from the data" threshold: a data code itself exceeds it 5% of the time.
+    """
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(codes), size=min(n_query, len(codes)), replace=False)
     d = pairwise_sq_dists(codes[idx].astype(np.float32), codes.astype(np.float32)).astype(np.float64)
     d[np.arange(len(idx)), idx] = np.inf  # exclude each query itself
-    return float(np.median(np.sqrt(d.min(1))))
+    return np.quantile(np.sqrt(d.min(1)), qs)
+
+
+def median_nn_distance(codes: np.ndarray, n_query: int = 500, seed: int = 0) -> float:
+    """Median distance from an atlas code to its nearest other atlas code (scale of the data cloud)."""
+    return float(nn_distance_quantiles(codes, (0.5,), n_query, seed)[0])
 
 
 def knn_place(z: np.ndarray, codes: np.ndarray, positions: np.ndarray, k: int = 10) -> np.ndarray:

@@ -143,7 +143,9 @@ def test_nearest_distance_and_median_nn_against_brute_force():
     brute = np.array([min(np.linalg.norm(x - c) for c in codes) for x in q])
     np.testing.assert_allclose(latent.nearest_distance(q, codes), brute, rtol=1e-6)
     nn = [min(np.linalg.norm(codes[i] - codes[j]) for j in range(300) if j != i) for i in range(300)]
-    assert latent.median_nn_distance(codes, n_query=300) == pytest.approx(np.median(nn), rel=1e-6)
+    assert latent.median_nn_distance(codes, n_query=300) == pytest.approx(np.median(nn), rel=1e-5)
+    np.testing.assert_allclose(latent.nn_distance_quantiles(codes, (0.5, 0.95), n_query=300),
+                               np.quantile(nn, [0.5, 0.95]), rtol=1e-5)
 
 
 def test_knn_place_inverse_distance_weights():
@@ -235,6 +237,7 @@ def test_shipped_service_calls(bundles):
     d = {k: np.mean(v) for k, v in s1["distances"].items()}
     # The AE's codes are not N(0, I): prior draws land farther from the data than draws from its fitted GMM.
     assert d["AE, z ~ N(0, I)"] > d["AE, z ~ GMM fitted to its training codes"]
+    assert s1["far"]["AE, z ~ N(0, I)"] > s1["far"]["AE, z ~ GMM fitted to its training codes"]
     i = service.interpolate(b, b.images[0], b.images[1], 6, "spherical")
     for dist in i["distances"].values():
         assert dist[0] < 1e-3 and dist[-1] < 1e-3  # endpoints are atlas codes themselves
