@@ -108,7 +108,8 @@ def load_pretrained(cls, directory: str | os.PathLike, device: str | torch.devic
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path} is corrupt or truncated ({e}); {REGENERATE_HINT}") from None
-    model = cls(config)
+    with torch.device("meta"):  # no random init of weights we are about to replace (faster app start-up)
+        model = cls(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -118,7 +119,9 @@ def load_pretrained(cls, directory: str | os.PathLike, device: str | torch.devic
                  f"wrong shape {wrong[:3]}" if wrong else ""]
         detail = "; ".join(p for p in parts if p)
         raise CheckpointError(f"{path} does not match {Path(directory) / CONFIG_NAME} ({detail}); {REGENERATE_HINT}")
-    model.load_state_dict(state, strict=True)
+    # float16-stored weights come back as the model's float32; assign=True adopts the loaded tensors.
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
     return model.to(device).eval()
 
 
