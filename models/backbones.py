@@ -47,8 +47,14 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
+def _hidden_stack(config: ModelConfig) -> list[nn.Module]:
+    """(hidden_layers - 1) x [Linear(hidden_dim, hidden_dim), ELU]: the layers between the first and the last."""
+    h = config.hidden_dim
+    return [m for _ in range(config.hidden_layers - 1) for m in (nn.Linear(h, h), nn.ELU())]
+
+
 class MLPEncoder(nn.Module):
-    """(B, C, H, W) -> (B, hidden_dim): flatten, two hidden layers."""
+    """(B, C, H, W) -> (B, hidden_dim): flatten, `hidden_layers` fully connected ELU layers."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -56,7 +62,7 @@ class MLPEncoder(nn.Module):
         self.net = nn.Sequential(
             nn.Flatten(),
             nn.Linear(n, config.hidden_dim), nn.ELU(),
-            nn.Linear(config.hidden_dim, config.hidden_dim), nn.ELU(),
+            *_hidden_stack(config),
         )
         self.out_dim = config.hidden_dim
 
@@ -65,14 +71,14 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """(B, latent_dim) -> (B, C, H, W) decoder parameters."""
+    """(B, latent_dim) -> (B, C, H, W) decoder parameters; mirrors MLPEncoder."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         n = config.image_channels * config.image_size**2
         self.net = nn.Sequential(
             nn.Linear(config.latent_dim, config.hidden_dim), nn.ELU(),
-            nn.Linear(config.hidden_dim, config.hidden_dim), nn.ELU(),
+            *_hidden_stack(config),
             nn.Linear(config.hidden_dim, n),
             nn.Unflatten(1, (config.image_channels, config.image_size, config.image_size)),
         )

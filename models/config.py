@@ -23,7 +23,9 @@ class ModelConfig:
     )
     gaussian_std: float = field(default=0.1, metadata={"help": "fixed std of the gaussian likelihood"})
     channels: int = field(default=32, metadata={"help": "conv: width of the first conv layer (doubles once)"})
-    hidden_dim: int = field(default=512, metadata={"help": "width of the fully connected hidden layer"})
+    hidden_dim: int = field(default=512, metadata={"help": "width of the fully connected hidden layers"})
+    # Absent from config.json files written before it existed: they load with this default (their architecture).
+    hidden_layers: int = field(default=2, metadata={"help": "mlp: hidden layers per side (encoder and decoder)"})
     image_size: int = field(default=28, metadata={"help": "images are image_size x image_size"})
     image_channels: int = field(default=1, metadata={"help": "1 for grayscale"})
 
@@ -40,7 +42,7 @@ class ModelConfig:
             choices = _literal_choices(self, name)
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("latent_dim", "channels", "hidden_dim", "image_size", "image_channels"):
+        for name in ("latent_dim", "channels", "hidden_dim", "hidden_layers", "image_size", "image_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.family == "conv" and self.image_size % 4:

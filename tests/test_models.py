@@ -108,6 +108,45 @@ def test_save_load_gives_identical_outputs(variant, tmp_path):
     assert torch.equal(loaded.decode(z), model.decode(z))
 
 
+# ---- mlp depth: hidden_layers=1 is pytorch/examples vae/main.py's architecture --------------------
+def linear_shapes(model: torch.nn.Module) -> list[tuple[int, int]]:
+    return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_mlp_with_one_hidden_layer_is_the_reference_vae():
+    """pytorch/examples vae/main.py: fc1 784-400, fc21/fc22 400-20 (here one 400-40 head), fc3 20-400, fc4 400-784."""
+    model = Autoencoder(ModelConfig(family="mlp", hidden_dim=400, latent_dim=20, hidden_layers=1))
+    assert linear_shapes(model) == [(400, 784), (40, 400), (400, 20), (784, 400)]  # (out, in)
+    reference = 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784
+    assert sum(p.numel() for p in model.parameters()) == reference
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_mlp_hidden_layers_per_side(layers):
+    model = Autoencoder(tiny_config("mlp", hidden_layers=layers))
+    n = SIZE * SIZE
+    hidden = [(16, 16)] * (layers - 1)
+    assert linear_shapes(model) == [(16, n), *hidden, (2 * D, 16), (16, D), *hidden, (n, 16)]
+
+
+def test_config_json_without_hidden_layers_loads_as_two(tmp_path):
+    """Checkpoints written before the field existed (all shipped ones) keep their architecture."""
+    torch.manual_seed(0)
+    model = Autoencoder(tiny_config("mlp"))
+    assert model.config.hidden_layers == 2
+    assert [k for k in model.state_dict() if k.endswith("weight")] == [  # the keys those files hold
+        "encoder.net.1.weight", "encoder.net.3.weight", "to_latent.weight",
+        "decoder.net.0.weight", "decoder.net.2.weight", "decoder.net.4.weight"]
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["hidden_layers"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = Autoencoder.from_pretrained(tmp_path)  # strict: every key and shape must match
+    assert loaded.config == model.config
+    x = make_batch("bernoulli")
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
 # ---- the bottleneck: VAE posterior vs references, AE point mass -----------------------------------
 @pytest.mark.parametrize("family", ["conv", "mlp"])
 def test_vae_kl_matches_torch_distributions(family):
@@ -188,6 +227,7 @@ def test_importance_weights_shape_and_bound():
 @pytest.mark.parametrize("bad", [
     {"family": "resnet"}, {"bottleneck": "flow"}, {"likelihood": "poisson"}, {"latent_dim": 0},
     {"latent_dim": -3}, {"latent_dim": 2.5}, {"latent_dim": "16"}, {"channels": 0}, {"hidden_dim": 0},
+    {"hidden_layers": 0}, {"hidden_layers": 1.0},
     {"image_size": 30}, {"gaussian_std": 0.0}, {"gaussian_std": -1.0}, {"gaussian_std": float("nan")},
 ])
 def test_model_config_rejects_bad_values(bad):

@@ -87,6 +87,43 @@ class TrainingDiverged(RuntimeError):
     """The loss stopped being finite."""
 
 
+class EpochLosses:
+    """One epoch's loss terms: kept on the device at each step, moved to the host in one go by flush().
+
+    Replaces an isfinite() test and three .item() calls per step, each a host sync (on a GPU, the CPU
+    would wait for every step to finish before it could queue the next).
+    """
+
+    NAMES = ("loss", "recon", "kl")
+
+    def __init__(self) -> None:
+        self.sums, self.count = dict.fromkeys(self.NAMES, 0.0), 0
+        self._steps: list[int] = []
+        self._pending: list[Tensor] = []  # one (3,) tensor per step since the last flush
+
+    def add(self, step: int, terms: dict[str, Tensor]) -> None:
+        self._steps.append(step)
+        self._pending.append(torch.stack([terms[k].detach() for k in self.NAMES]))
+
+    def flush(self) -> tuple[int, float] | None:
+        """Add the pending steps to the sums; (step, loss) of the first non-finite loss among them, if any."""
+        if not self._pending:
+            return None
+        rows = torch.stack(self._pending).double().cpu()  # (steps, 3): the one host sync
+        steps, self._steps, self._pending = self._steps, [], []
+        bad = (~rows[:, 0].isfinite()).nonzero()
+        if len(bad):
+            i = bad[0].item()
+            return steps[i], rows[i, 0].item()
+        for k, v in zip(self.NAMES, rows.sum(0).tolist()):
+            self.sums[k] += v
+        self.count += len(rows)
+        return None
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+
 class _LossModule(nn.Module):
     """Routes Autoencoder.loss through forward() so a DDP wrapper syncs its gradients."""
 
@@ -195,7 +232,9 @@ def save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: to
     atomic_save_tensors(path, tensors, metadata={"json": json.dumps(meta)})
 
 
-def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+               cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
+    """Restore the run saved at `path`, after checking it was saved with the same settings."""
     from safetensors import safe_open
 
     try:
@@ -204,6 +243,7 @@ def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: to
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"{path} is corrupt ({type(e).__name__}); delete it and train without --resume") from None
+    _check_same_run(meta, cfg, model_cfg, path)  # before loading weights of what may be another architecture
     unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     state: dict = {}
     for k, v in tensors.items():
@@ -233,15 +273,17 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
 
     torch.manual_seed(cfg.seed)  # parameter init
     model = Autoencoder(model_cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # fused: one kernel for all parameters instead of about ten small ops per parameter (on CPU the default
+    # took ~15% of a step of the 784-400-20 MLP VAE, fused ~6%). Same update up to float rounding.
+    fused = True if device.type in ("cpu", "cuda") else None
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
     step, start_epoch, start_batch, history, elapsed = 0, 0, 0, [], 0.0
     if cfg.resume:
         path = out / RESUME_NAME
         if not path.is_file():
             raise CheckpointError(f"--resume: no saved state at {path}; start the run without --resume")
-        meta = load_state(path, model, opt, gen)
-        _check_same_run(meta, cfg, model_cfg, path)
+        meta = load_state(path, model, opt, gen, cfg, model_cfg)
         step, start_epoch, start_batch = meta["step"], meta["epoch"], meta["batch"]
         history, elapsed = meta["history"], meta["elapsed"]
     loss_module: nn.Module = _LossModule(model)
@@ -266,42 +308,48 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             save_pretrained(model, out, dtype=getattr(torch, cfg.weights_dtype), metrics=provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
         save_state(out / RESUME_NAME, model, opt, gen, meta)
 
+    def check(losses: EpochLosses, epoch: int) -> None:
+        """Stop on a non-finite loss; called before every save, so a saved checkpoint never follows one."""
+        bad = losses.flush()
+        if bad is not None:
+            raise TrainingDiverged(
+                f"loss became {bad[1]} at step {bad[0]} (epoch {epoch + 1}); stopped. "
+                f"The last good checkpoint in {out} is kept. Try a lower --lr or check the data."
+            )
+
     from tqdm.auto import tqdm
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)[:batches_per_epoch]
-        sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
+        losses = EpochLosses()
         bar = tqdm(range(start_batch, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress or rank != 0, leave=False, file=sys.stderr)
         for b in bar:
             idx = batches[b].to(device)
             idx = idx[rank::world]  # this rank's share of the global batch
-            x = prepare_batch(data.train[idx], cfg.dynamic_binarization, gen)
+            # index_select: the same rows as data.train[idx], gathered ~15x faster on CPU (advanced indexing is generic)
+            x = prepare_batch(data.train.index_select(0, idx), cfg.dynamic_binarization, gen)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
             terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen)
-            if not torch.isfinite(terms["loss"]):
-                raise TrainingDiverged(
-                    f"loss became {terms['loss'].item()} at step {step} (epoch {epoch + 1}); stopped. "
-                    f"The last good checkpoint in {out} is kept. Try a lower --lr or check the data."
-                )
+            losses.add(step, terms)  # checked for NaN/inf at the next check(): every 50 steps and before a save
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
             step += 1
-            for k in sums:
-                sums[k] += terms[k].item()
-            count += 1
-            if step % 50 == 0:
-                bar.set_postfix({k: f"{v / count:.2f}" for k, v in sums.items()})
-            if cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches):
+            save_now = cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches)
+            if step % 50 == 0 or save_now:
+                check(losses, epoch)
+                bar.set_postfix({k: f"{v:.2f}" for k, v in losses.means().items()})
+            if save_now:
                 save(epoch, b + 1, final_model=False)
             if step == kill_at_step:  # test hook, see KILL_AT_STEP_ENV
                 os.kill(os.getpid(), signal.SIGKILL)
         start_batch = 0
+        check(losses, epoch)
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total_steps, cfg),
-                  **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                  **{f"train_{k}": v for k, v in losses.means().items()},
                   **validate(unwrap(model), data.val, cfg, device),
                   "seconds": round(time.perf_counter() - t0, 1)}
         history.append(record)
@@ -319,7 +367,8 @@ def _check_same_run(meta: dict, cfg: TrainConfig, model_cfg: ModelConfig, path: 
     saved = {k: v for k, v in meta["train_config"].items() if k not in ignore}
     now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
     diff = sorted(k for k in now if k in saved and saved[k] != now[k])
-    if meta["model_config"] != dataclasses.asdict(model_cfg):
+    # from_dict: a state saved before a ModelConfig field existed compares with that field's default.
+    if ModelConfig.from_dict(meta["model_config"]) != model_cfg:
         diff.append("model config")
     if diff:
         raise CheckpointError(f"--resume: {path} was saved with different settings ({', '.join(diff)}); pass the same flags")
