@@ -1,22 +1,24 @@
 """Latent Explorer: how a deterministic AE and a VAE organize their latent spaces, side by side.
 
-Thin Gradio layer over explorer/ (plain-Python latent operations). Models and atlases are loaded
-once at start; every callback runs under torch.inference_mode (inside ModelView.encode/decode).
-`python app.py` serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860).
+Thin Gradio layer over explorer/ (plain-Python latent operations). The page is served first; torch,
+the models and the atlases load right after, in one background thread (~2-3 s on a laptop CPU), and
+any request that arrives before that waits for them. Every callback runs under torch.inference_mode
+(inside ModelView.encode/decode). `python app.py` serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT
+(default 127.0.0.1:7860).
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import threading
 import time
 
 import gradio as gr
 import numpy as np
-import torch
 
-from explorer import service
-from explorer.bundle import DATASETS, REGENERATE, checkpoint_root, default_device, load_all
+from explorer import service  # numpy only: torch comes with the models (ModelStore)
+from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, missing_files
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
 from explorer.plot import legend_markdown
 
@@ -29,29 +31,92 @@ except ImportError:
         return fn
 
 log = logging.getLogger("latent-explorer")
-DEVICE = default_device()
-if DEVICE.type == "cpu":
-    torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over the cores
 N_DIMS = 16
 GALLERY_PER_CLASS = 4
 MAX_FILE_SIZE = "10mb"
+CONCURRENCY = 20  # events of one kind running at once (set per event: a demo.queue() call costs ~0.2 s of start-up)
 
-_t0 = time.perf_counter()
-BUNDLES = load_all(checkpoint_root(), DEVICE)
-LOAD_SECONDS = time.perf_counter() - _t0
+
+class ModelStore:
+    """Imports torch and loads every model and atlas once, in a background thread.
+
+    `start()` begins loading (`python app.py` calls it as soon as the server is up, so the page does
+    not wait for torch); `get()` starts it if needed and blocks until it is done.
+    """
+
+    def __init__(self, root):
+        self.root = root
+        self.bundles: dict = {}
+        self.device = None
+        self.seconds: float | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="load-models", daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            import torch
+
+            from explorer.bundle import default_device, load_all
+
+            self.device = default_device()
+            if self.device.type == "cpu":
+                torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over cores
+            self.bundles = load_all(self.root, self.device)
+        except Exception as e:  # the app keeps serving and says what failed
+            log.exception("loading the models failed")
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.seconds = time.perf_counter() - t0
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def get(self) -> dict:
+        self.start()
+        self._done.wait()
+        if self.error:
+            raise gr.Error(f"The models could not be loaded ({self.error}). Regenerate them with `{REGENERATE}`.",
+                           print_exception=False)
+        return self.bundles
+
+
+MODELS = ModelStore(checkpoint_root())
 
 
 def status_text() -> str:
-    lines = [b.status() for b in BUNDLES.values()]
-    ok = all(not b.problems for b in BUNDLES.values())
+    """Which checkpoints are there: from the files at start-up, from the loaded models afterwards."""
+    if not MODELS.ready:
+        missing = [f for key in DATASETS for f in missing_files(MODELS.root, key)]
+        if not missing:
+            return "Loading the models…"
+        shown = "; ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        return (f"Some checkpoints are missing: the affected tabs show a message. Regenerate with "
+                f"`{REGENERATE}`.\n\nMissing: {shown}. Loading the rest…")
+    if MODELS.error:
+        return f"**The models could not be loaded** ({MODELS.error}). Regenerate them with `{REGENERATE}`."
+    bundles = MODELS.bundles
+    ok = all(not b.problems for b in bundles.values())
     head = "" if ok else f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`.\n\n"
-    return head + "\n\n".join(f"- {line}" for line in lines) + f"\n\nModels on {DEVICE.type}, loaded in {LOAD_SECONDS:.1f} s."
+    return (head + "\n\n".join(f"- {b.status()}" for b in bundles.values())
+            + f"\n\nModels on {MODELS.device.type}, loaded in {MODELS.seconds:.1f} s.")
 
 
 def bundle(dataset: str):
-    if dataset not in BUNDLES:
-        raise InputError(f"dataset must be one of {list(BUNDLES)}, got {dataset!r}.")
-    return BUNDLES[dataset]
+    bundles = MODELS.get()
+    if dataset not in bundles:
+        raise InputError(f"dataset must be one of {list(bundles)}, got {dataset!r}.")
+    return bundles[dataset]
 
 
 def guarded(fn):
@@ -76,14 +141,14 @@ def guarded(fn):
 # ---- inputs ------------------------------------------------------------------------------------
 def gallery_indices(dataset: str) -> list[int]:
     """The first GALLERY_PER_CLASS atlas images of every class (class-major order)."""
-    b = BUNDLES[dataset]
+    b = bundle(dataset)
     if b.labels is None:
         return []
     return [int(i) for c in range(10) for i in np.nonzero(b.labels == c)[0][:GALLERY_PER_CLASS]]
 
 
 def gallery_items(dataset: str) -> list:
-    b = BUNDLES[dataset]
+    b = bundle(dataset)
     return [(service.upscale(b.images[i], 2), f"{i}: {b.class_names[int(b.labels[i])]}") for i in gallery_indices(dataset)]
 
 
@@ -152,7 +217,7 @@ def interpolate(dataset: str, image_a, image_b, steps: float, mode: str):
 
 def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None) -> list:
     """gr.Slider updates (range, label, value) for the AE's then the VAE's sliders."""
-    b = BUNDLES[dataset]
+    b = bundle(dataset)
     out = []
     for name in ("ae-16", "vae-16"):
         view = b.models.get(name)
@@ -243,16 +308,16 @@ def manifold(dataset: str, n: float, image):
 
 
 def set_dataset(dataset: str):
-    b = BUNDLES.get(dataset)
-    if b is None:
-        raise gr.Error(f"dataset must be one of {list(BUNDLES)}, got {dataset!r}.")
+    if dataset not in DATASETS:
+        raise gr.Error(f"dataset must be one of {list(DATASETS)}, got {dataset!r}.")
+    b = bundle(dataset)
     shown = gallery_indices(dataset)
     first = b.images[shown[0]] if shown else None
     second = b.images[shown[min(GALLERY_PER_CLASS, len(shown) - 1)]] if shown else None
     legend = legend_markdown(b.class_names) if b.class_names else ""
     msg = "" if not b.problems else b.status()
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
-            legend, msg, *_slider_updates(dataset, None))
+            legend, msg, status_text(), *_slider_updates(dataset, None))
 
 
 # ---- layout --------------------------------------------------------------------------------------
@@ -385,43 +450,46 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     noop_out = gr.Textbox(visible=False)
 
     # ---- events (every one has an api_name) ------------------------------------------------------
+    EV = {"concurrency_limit": CONCURRENCY}
     slider_list = ae_sliders + vae_sliders
-    demo.load(set_dataset, dataset, [gallery, current, end_a, end_b, legend, problem, *slider_list],
-              api_name="init")
-    dataset.change(set_dataset, dataset, [gallery, current, end_a, end_b, legend, problem, *slider_list],
-                   api_name="set_dataset")
-    gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select")
-    gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test")
-    random_btn.click(random_test, dataset, [current, index], api_name="random_test")
-    upload.upload(use_upload, upload, current, api_name="use_upload")
-    draw_btn.click(use_drawing, sketch, current, api_name="use_drawing")
+    dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, *slider_list]
+    demo.load(set_dataset, dataset, dataset_outputs, api_name="init", **EV)
+    dataset.change(set_dataset, dataset, dataset_outputs, api_name="set_dataset", **EV)
+    gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select", **EV)
+    gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test",
+          **EV)
+    random_btn.click(random_test, dataset, [current, index], api_name="random_test", **EV)
+    upload.upload(use_upload, upload, current, api_name="use_upload", **EV)
+    draw_btn.click(use_drawing, sketch, current, api_name="use_drawing", **EV)
 
     gr.on([current.change, rec_btn.click, rec_seed.submit], reconstruct, [dataset, current, rec_seed],
-          [rec_ae, rec_vae, rec_samples, rec_text], api_name="reconstruct")
+          [rec_ae, rec_vae, rec_samples, rec_text], api_name="reconstruct", **EV)
     gr.on([smp_btn.click, smp_seed.submit, smp_temp.release, dataset.change, demo.load], sample,
-          [dataset, smp_seed, smp_temp], [smp_ae, smp_vae, smp_gmm, smp_text], api_name="sample")
-    set_a.click(lambda x: x, current, end_a, api_name="set_a")
-    set_b.click(lambda x: x, current, end_b, api_name="set_b")
-    rand_b.click(lambda d: random_test(d)[0], dataset, end_b, api_name="random_b")
+          [dataset, smp_seed, smp_temp], [smp_ae, smp_vae, smp_gmm, smp_text], api_name="sample", **EV)
+    set_a.click(lambda x: x, current, end_a, api_name="set_a", **EV)
+    set_b.click(lambda x: x, current, end_b, api_name="set_b", **EV)
+    rand_b.click(lambda d: random_test(d)[0], dataset, end_b, api_name="random_b", **EV)
     gr.on([end_a.change, end_b.change, steps.release, mode.change], interpolate, [dataset, end_a, end_b, steps, mode],
-          [int_ae, int_vae, int_text], api_name="interpolate")
+          [int_ae, int_vae, int_text], api_name="interpolate", **EV)
     gr.on([current.change, reset_btn.click, start.change], sliders_from_input, [dataset, current, start],
-          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input")
+          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input", **EV)
     # Raw payloads: the ranges depend on the dataset, so slide() validates them itself.
     gr.on([s.input for s in slider_list], slide, [dataset, *slider_list], [sl_ae_img, sl_vae_img],
-          api_name="slide", preprocess=False, trigger_mode="always_last", show_progress="hidden")
-    noop_btn.click(noop, [dataset, *slider_list], noop_out, api_name="noop", preprocess=False,
-                   show_progress="hidden")
-    current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map")
+          api_name="slide", preprocess=False, trigger_mode="always_last", show_progress="hidden", **EV)
+    noop_btn.click(noop, [dataset, *slider_list], noop_out, api_name="noop", preprocess=False, show_progress="hidden",
+                   **EV)
+    current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map",
+                   **EV)
     point_outputs = [pt_img, pt_ae, pt_vae, map_ae, map_vae, pt_text]
-    pt_index.submit(show_point, [dataset, pt_index, current], point_outputs, api_name="show_point")
+    pt_index.submit(show_point, [dataset, pt_index, current], point_outputs, api_name="show_point", **EV)
     for img, model in ((map_ae, "ae-16"), (map_vae, "vae-16"), (sc_ae2, "ae-2"), (sc_vae2, "vae-2")):
         img.select(map_click(model), [dataset, current], [pt_index, *point_outputs],
-                   api_name=f"click_{model.replace('-', '_')}")
+                   api_name=f"click_{model.replace('-', '_')}", **EV)
     gr.on([current.change, grid_n.release], manifold, [dataset, grid_n, current], [mf_ae, mf_vae, sc_ae2, sc_vae2],
-          api_name="manifold")
+          api_name="manifold", **EV)
 
-demo.queue(default_concurrency_limit=20, max_size=None)
+if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU wants the models placed at import time, in the main process
+    MODELS.get()
 
 if __name__ == "__main__":
     demo.launch(
@@ -431,4 +499,7 @@ if __name__ == "__main__":
         max_threads=40,
         css=CSS,
         show_error=True,
+        prevent_thread_lock=True,
     )
+    MODELS.start()  # the page is up: now torch and the models (requests until then wait for them)
+    demo.block_thread()

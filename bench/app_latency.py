@@ -32,12 +32,13 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def bench_import() -> None:
-    code = ("import time, sys; t = time.perf_counter(); import app; "
-            "print(f'{time.perf_counter() - t:.2f} {app.LOAD_SECONDS:.2f} {\"umap\" in sys.modules}')")
+    code = ("import time, sys; t = time.perf_counter(); import app; t1 = time.perf_counter(); "
+            "torch_before = 'torch' in sys.modules; app.MODELS.get(); t2 = time.perf_counter(); "
+            "print(f'{t1 - t:.2f} {torch_before} {t2 - t1:.2f} {\"umap\" in sys.modules}')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    total, load, umap = out.stdout.split()[-3:]
-    print(f"import app (gradio + torch + all models/atlases): {total} s, of which loading models+atlases {load} s; "
-          f"umap imported: {umap}")
+    ui, torch_before, load, umap = out.stdout.split()[-4:]
+    print(f"import app (gradio + the UI; torch imported: {torch_before}): {ui} s; then torch + all models and "
+          f"atlases: {load} s; umap imported: {umap}")
 
 
 def bench_placement(n: int = 50) -> None:
@@ -63,33 +64,94 @@ print(f"{{first:.1f}} {{np.median(ts):.1f}} {{np.percentile(ts, 95):.1f}}")
           f"over {n} calls (limit 50 ms)")
 
 
-def slider_payload(client, image: str) -> list:
+def slider_payload(client, image: str) -> tuple[list, list]:
+    """The 32 slider values for an encoded input, and each slider's (minimum, maximum)."""
     from gradio_client import handle_file
 
     out = client.predict("mnist", handle_file(image), "encoded input", api_name="/sliders_from_input")
-    return [o["value"] if isinstance(o, dict) else o for o in out[:32]]
+    values = [o["value"] if isinstance(o, dict) else o for o in out[:32]]
+    ranges = [(o.get("minimum"), o.get("maximum")) if isinstance(o, dict) else (None, None) for o in out[:32]]
+    return values, ranges
 
 
-def bench_slider_vs_noop(url: str, image: str, n: int, download: bool) -> None:
+def moved(values: list, ranges: list, frac: float) -> list:
+    """The payload after a slider move: the AE's and the VAE's first sliders at `frac` of their ranges,
+    so each call with a new frac decodes a new code and returns new images (as dragging a slider does)."""
+    out = list(values)
+    for k in (0, 16):
+        lo, hi = ranges[k]
+        if lo is not None and hi is not None:
+            out[k] = lo + (hi - lo) * frac
+    return out
+
+
+def bench_slider_vs_noop(url: str, image: str, n: int, how: str, phase: float) -> float:
+    """Median round trips of /slide and /noop, interleaved; returns the ratio. Slider positions are
+    spread over the range (offset by `phase`, so one run does not replay another run's images).
+
+    how = "urls":    the images come back as URLs (download_files=False)
+          "fetch":   as "urls", then both PNGs are fetched over one kept-alive HTTP connection (what a
+                     browser does)
+          "gradio_client": download_files=True: gradio_client downloads each file itself, opening a
+                     new httpx client per file (~50 ms each here; measured separately below)
+    """
+    import httpx
     from gradio_client import Client
 
-    client = Client(url, verbose=False, download_files=download)
-    values = slider_payload(client, image)
-    for _ in range(5):  # warm up both endpoints
-        client.predict("mnist", *values, api_name="/slide")
+    client = Client(url, verbose=False, download_files=how == "gradio_client")
+    http = httpx.Client()
+
+    def slide(payload: list) -> None:
+        out = client.predict("mnist", *payload, api_name="/slide")
+        if how == "fetch":
+            for o in out:
+                r = http.get(o["url"] if isinstance(o, dict) else o)
+                r.raise_for_status()
+                assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    values, ranges = slider_payload(client, image)
+    for i in range(5):  # warm up both endpoints
+        slide(moved(values, ranges, 0.001 * (i + 1) + phase / 100))
         client.predict("mnist", *values, api_name="/noop")
-    slide, noop = [], []
-    for _ in range(n):  # interleaved, so both see the same machine load
+    slides, noops = [], []
+    for i in range(n):  # interleaved, so both see the same machine load; the same payload size for both
+        payload = moved(values, ranges, 0.01 + 0.98 * (i + phase) / n)
         t = time.perf_counter()
-        client.predict("mnist", *values, api_name="/slide")
-        slide.append((time.perf_counter() - t) * 1000)
+        slide(payload)
+        slides.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        client.predict("mnist", *values, api_name="/noop")
-        noop.append((time.perf_counter() - t) * 1000)
-    ms, mn = statistics.median(slide), statistics.median(noop)
-    how = "client downloads the images" if download else "images returned as URLs (download_files=False)"
-    print(f"slider move vs noop round trip, {how}: median {ms:.1f} ms vs {mn:.1f} ms, "
+        client.predict("mnist", *payload, api_name="/noop")
+        noops.append((time.perf_counter() - t) * 1000)
+    http.close()
+    ms, mn = statistics.median(slides), statistics.median(noops)
+    label = {"urls": "images returned as URLs",
+             "fetch": "images returned as URLs, then both PNGs fetched over a kept-alive connection (as a browser)",
+             "gradio_client": "gradio_client downloads both PNGs (download_files=True)"}[how]
+    print(f"slider move vs noop round trip, {label}: median {ms:.1f} ms vs {mn:.1f} ms, "
           f"ratio {ms / mn:.2f} (limit 1.5), n={n} each")
+    return ms / mn
+
+
+def bench_file_get(url: str, image: str, n: int = 20) -> None:
+    """Why download_files=True costs more: one GET of a returned PNG, new connection vs kept-alive."""
+    import httpx
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, download_files=False)
+    values, ranges = slider_payload(client, image)
+    out = client.predict("mnist", *moved(values, ranges, 0.5), api_name="/slide")
+    file_url = out[0]["url"] if isinstance(out[0], dict) else out[0]
+    fresh, kept = [], []
+    with httpx.Client() as http:
+        for _ in range(n):
+            t = time.perf_counter()
+            httpx.get(file_url).raise_for_status()  # a new httpx client per request, as gradio_client does
+            fresh.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            http.get(file_url).raise_for_status()
+            kept.append((time.perf_counter() - t) * 1000)
+    print(f"one GET of a returned PNG: {statistics.median(fresh):.1f} ms with a new httpx client (gradio_client's "
+          f"download path) vs {statistics.median(kept):.1f} ms over a kept-alive connection")
 
 
 def bench_load(url: str, image: str, clients: int = 20, requests: int = 50) -> None:
@@ -103,13 +165,13 @@ def bench_load(url: str, image: str, clients: int = 20, requests: int = 50) -> N
         rng = random.Random(k)
         try:
             c = Client(url, verbose=False, download_files=False)
-            values = slider_payload(c, image)
+            values, ranges = slider_payload(c, image)
         except Exception as e:  # a client that cannot even connect counts as failures
             with lock:
                 failures.extend([f"connect: {e}"] * requests)
             return
         calls = [
-            lambda: c.predict("mnist", *values, api_name="/slide"),
+            lambda: c.predict("mnist", *moved(values, ranges, rng.random()), api_name="/slide"),
             lambda: c.predict("mnist", *values, api_name="/noop"),
             lambda: c.predict("mnist", rng.randrange(1000), 1.0, api_name="/sample"),
             lambda: c.predict("mnist", handle_file(image), 0, api_name="/reconstruct"),
@@ -152,13 +214,20 @@ def main() -> None:
     bench_placement()
     app = RunningApp(name="bench")
     try:
+        from gradio_client import Client
+
+        Client(app.url, verbose=False).predict("mnist", 0, api_name="/pick_test")  # waits for the models
+        ready = time.perf_counter() - app.started
         print(f"start-up to serving (python app.py until /config answers): {app.startup_s:.2f} s (limit 5 s)")
+        print(f"start-up to models ready (until a first gradio_client call that needs them returns, client "
+              f"set-up included): {ready:.2f} s")
         with np.load(Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", ROOT / "checkpoints")) / "mnist" / "atlas.npz") as f:
             digit = f["images"][7]
         image = str(Path(tempfile.mkdtemp()) / "digit.png")
         Image.fromarray(digit).save(image)
-        bench_slider_vs_noop(app.url, image, args.n, download=False)
-        bench_slider_vs_noop(app.url, image, args.n, download=True)
+        for how, phase in (("urls", 0.2), ("fetch", 0.4), ("gradio_client", 0.6)):
+            bench_slider_vs_noop(app.url, image, args.n, how, phase)
+        bench_file_get(app.url, image)
         if args.load:
             bench_load(app.url, image)
     finally:

@@ -1,7 +1,6 @@
 """Load every model and the atlas of each dataset once, with clear messages for what is missing."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,11 +10,11 @@ import torch
 from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent
+from .catalog import DATASETS, MODEL_NAMES, REGENERATE, checkpoint_root
 from .plot import Scatter
 
-DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-MODEL_NAMES = ("ae-16", "vae-16", "ae-2", "vae-2")
-REGENERATE = "make checkpoints"
+__all__ = ["DATASETS", "MODEL_NAMES", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
+           "default_device", "load_all", "load_dataset"]
 COLLAPSED_KL = 0.01  # nats: a VAE dimension with less average KL carries (almost) no information
 
 
@@ -102,12 +101,6 @@ class DatasetBundle:
         if not self.problems:
             return f"{self.title}: all four models and the atlas loaded ({len(self.images)} test images)."
         return f"**{self.title}: missing or unusable** — " + "; ".join(self.problems) + f". Run `{REGENERATE}`."
-
-
-def checkpoint_root() -> Path:
-    """LATENT_EXPLORER_CHECKPOINTS, else checkpoints/ next to the app."""
-    env = os.environ.get("LATENT_EXPLORER_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def load_dataset(key: str, root: Path, device: torch.device | None = None) -> DatasetBundle:

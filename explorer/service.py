@@ -1,14 +1,18 @@
 """What each tab of the app computes, as plain functions over a DatasetBundle: numpy in, numpy + text out."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import latent
-from .bundle import DatasetBundle, ModelView
 from .images import InputError, to_dataset_format, tile, upscale
 
 SHOW = 4  # display upscale factor for single 28x28 images
 N_POSTERIOR = 6
+
+if TYPE_CHECKING:  # annotations only: this module does not import torch (the app imports it before the models)
+    from .bundle import DatasetBundle, ModelView
 
 
 def as_input(image) -> np.ndarray:

@@ -47,7 +47,7 @@ class RunningApp:
                     if r.status == 200:
                         return time.perf_counter() - self.started
             except OSError:
-                time.sleep(0.2)
+                time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"app did not serve within {timeout:.0f} s:\n{self.log()}")
 

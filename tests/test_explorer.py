@@ -250,8 +250,12 @@ def test_shipped_service_calls(bundles):
         service.decode_sliders(b, start["ae-16"] + 1e6, start["vae-16"])
 
 
-def test_app_import_does_not_import_umap():
-    code = "import sys, app; assert 'umap' not in sys.modules, 'umap imported'; print(type(app.demo).__name__)"
+def test_app_import_does_not_import_umap_or_torch_and_loading_does_not_import_umap():
+    """The page is served before torch loads; loading every model and atlas never needs umap-learn."""
+    code = ("import sys, app; assert 'torch' not in sys.modules, 'torch imported before serving'; "
+            "assert not app.MODELS.ready; b = app.MODELS.get(); assert 'torch' in sys.modules; "
+            "assert 'umap' not in sys.modules, 'umap imported'; "
+            "print(type(app.demo).__name__, sorted(b), sorted(b['mnist'].models))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "Blocks" in out.stdout
+    assert "Blocks ['fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'vae-16', 'vae-2']" in out.stdout
