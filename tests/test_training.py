@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 import models.checkpoint as checkpoint
 from models import Autoencoder, CheckpointError, ModelConfig
 from tests.fake_data import make_images, write_fake_mnist
-from training.data import prepare_batch
+from training.data import binarize_batch, prepare_batch
 from training.train import (KILL_AT_STEP_ENV, RESUME_NAME, Data, TrainConfig, TrainingDiverged, beta_at, epoch_order,
                             load_data, lr_at, train)
 
@@ -129,6 +129,24 @@ def test_dynamic_binarization_is_binary_and_fresh_each_step(tmp_path, monkeypatc
     # Without binarization the same images give the same input.
     g = torch.Generator().manual_seed(0)
     torch.testing.assert_close(prepare_batch(gray[:2], False, g), torch.full((2, 1, 28, 28), 128 / 255))
+
+
+def test_training_binarization_has_the_bernoulli_distribution_of_the_evaluators():
+    """binarize_batch (uniform < p, the fast training path) and prepare_batch (torch.bernoulli, the evaluator's)
+    draw from the same Bernoulli(intensity): per-pixel frequencies over 4000 draws agree within 4 standard errors."""
+    levels = torch.arange(0, 256, 17, dtype=torch.uint8)  # 16 intensities, 0 and 255 included
+    images = levels.repeat(4000, 1).reshape(4000, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    fast = binarize_batch(images, g)
+    ref = prepare_batch(images, True, torch.Generator().manual_seed(1))
+    assert fast.shape == ref.shape == (4000, 1, 4, 4) and fast.dtype == ref.dtype == torch.float32
+    assert set(fast.unique().tolist()) <= {0.0, 1.0}
+    p = levels.double() / 255
+    se = (p * (1 - p) / 4000).sqrt().clamp_min(1e-9)
+    for x in (fast, ref):
+        freq = x.double().mean(0).flatten()
+        assert ((freq - p).abs() <= 4 * se + 1e-12).all(), (freq, p)
+    assert torch.equal(fast.mean(0).flatten()[[0, -1]], torch.tensor([0.0, 1.0]))  # 0 and 255 are exact
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():

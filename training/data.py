@@ -98,3 +98,14 @@ def prepare_batch(images: Tensor, binarize: bool, generator: torch.Generator | N
     """
     x = images if images.is_floating_point() else to_float(images)  # float data is already in [0, 1]
     return torch.bernoulli(x, generator=generator) if binarize else x
+
+
+def binarize_batch(images: Tensor, generator: torch.Generator) -> Tensor:
+    """uint8 (B, H, W) (or float (B, 1, H, W) in [0, 1]) -> {0, 1} float (B, 1, H, W), x ~ Bernoulli(intensity): the training loop's binarization.
+
+    The same distribution as prepare_batch(binarize=True), drawn as uniform < intensity, which is ~3x
+    faster than torch.bernoulli on the CPU (it was ~13% of a step of the 784-400-20 MLP VAE). The draws
+    differ from torch.bernoulli's, so the evaluator keeps prepare_batch: its binarized test set stays fixed.
+    """
+    x = images if images.is_floating_point() else to_float(images)
+    return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
