@@ -321,6 +321,17 @@ def set_dataset(dataset: str):
 
 
 # ---- layout --------------------------------------------------------------------------------------
+# Gradio's Sketchpad opens with no tool selected; opening the Draw tab selects the brush (browser-side only).
+PICK_BRUSH = """() => {
+  let tries = 0;
+  const pick = () => {  // the sketchpad renders after the tab opens: look for its brush for up to 5 s
+    const b = document.querySelector("#sketch button[aria-label='Brush']");
+    if (b) { if (!b.classList.contains("highlight")) b.click(); }  // "highlight": the selected tool
+    else if (++tries < 50) setTimeout(pick, 100);
+  };
+  setTimeout(pick, 50);
+}"""
+
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
@@ -348,8 +359,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 with gr.Tab("Upload"):
                     upload = gr.File(label="Image file (any size up to 8000x8000, any mode or polarity)",
                                      type="filepath", elem_id="upload")
-                with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw: pick the brush on the left, draw, then press Use drawing", type="numpy",
+                with gr.Tab("Draw") as draw_tab:
+                    sketch = gr.Sketchpad(label="Draw, then press Use drawing", type="numpy",
                                           canvas_size=(280, 280), fixed_canvas=True, elem_id="sketch",
                                           brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"))
                     draw_btn = gr.Button("Use drawing", elem_id="draw-btn")
@@ -460,6 +471,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
           **EV)
     random_btn.click(random_test, dataset, [current, index], api_name="random_test", **EV)
     upload.upload(use_upload, upload, current, api_name="use_upload", **EV)
+    draw_tab.select(None, js=PICK_BRUSH)  # no server round trip, no API endpoint
     draw_btn.click(use_drawing, sketch, current, api_name="use_drawing", **EV)
 
     gr.on([current.change, rec_btn.click, rec_seed.submit], reconstruct, [dataset, current, rec_seed],

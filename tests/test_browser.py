@@ -148,7 +148,11 @@ def test_click_on_the_map(page):
 
 def test_draw_on_the_sketchpad(page):
     page.get_by_role("tab", name="Draw", exact=True).click()
-    page.locator("#sketch button[aria-label='Brush']").click()  # Gradio's sketchpad starts with no tool
+    # Gradio's sketchpad opens with no tool; the app selects the brush when the tab opens ("highlight" = selected).
+    brush = page.locator("#sketch button[aria-label='Brush']")
+    brush.wait_for()
+    page.wait_for_function("() => document.querySelector(\"#sketch button[aria-label='Brush']\")"
+                           ".classList.contains('highlight')", timeout=10_000)
     time.sleep(0.5)
     canvas = page.locator("#sketch canvas").last
     canvas.wait_for()
