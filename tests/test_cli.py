@@ -77,11 +77,17 @@ def test_bad_flag_value_is_one_clear_line(argv, needle, capsys):
     assert_one_clear_line(err, needle)
 
 
-def test_missing_data_says_where_to_put_it(tmp_path, capfd):
-    """An empty --data-root: torchvision tries to download (offline: fails fast), then one line says what to do.
+def test_missing_data_says_where_to_put_it(tmp_path, capfd, monkeypatch):
+    """An empty --data-root: torchvision tries to download and fails, then one line says what to do.
 
-    capfd captures at the file-descriptor level, so torchvision's own prints would show up here too.
+    The download goes through a proxy on a closed local port, so it fails at once whether or not the
+    machine has a network. capfd captures at the file-descriptor level, so torchvision's own prints
+    would show up here too.
     """
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # port 9 (discard): nothing listens, connection refused
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
     started = time.monotonic()
     with pytest.raises(SystemExit) as info:
         main(["--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--epochs", "1", "--threads", "1"])
