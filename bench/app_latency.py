@@ -93,12 +93,16 @@ def bench_slider_vs_noop(url: str, image: str, n: int, how: str, phase: float) -
           "fetch":   as "urls", then both PNGs are fetched over one kept-alive HTTP connection (what a
                      browser does)
           "gradio_client": download_files=True: gradio_client downloads each file itself, opening a
-                     new httpx client per file (~50 ms each here; measured separately below)
+                     new httpx client per file (~50 ms each here, most of it loading the CA certificate
+                     bundle for an SSL context; measured separately below)
+          "gradio_client_noverify": the same with ssl_verify=False, which skips that bundle (the
+                     server is plain http on localhost: there is no certificate to verify)
     """
     import httpx
     from gradio_client import Client
 
-    client = Client(url, verbose=False, download_files=how == "gradio_client")
+    client = Client(url, verbose=False, download_files=how.startswith("gradio_client"),
+                    ssl_verify=how != "gradio_client_noverify")
     http = httpx.Client()
 
     def slide(payload: list) -> None:
@@ -126,7 +130,8 @@ def bench_slider_vs_noop(url: str, image: str, n: int, how: str, phase: float) -
     ms, mn = statistics.median(slides), statistics.median(noops)
     label = {"urls": "images returned as URLs",
              "fetch": "images returned as URLs, then both PNGs fetched over a kept-alive connection (as a browser)",
-             "gradio_client": "gradio_client downloads both PNGs (download_files=True)"}[how]
+             "gradio_client": "gradio_client downloads both PNGs (download_files=True)",
+             "gradio_client_noverify": "gradio_client downloads both PNGs (download_files=True, ssl_verify=False)"}[how]
     print(f"slider move vs noop round trip, {label}: median {ms:.1f} ms vs {mn:.1f} ms, "
           f"ratio {ms / mn:.2f} (limit 1.5), n={n} each")
     return ms / mn
@@ -141,17 +146,21 @@ def bench_file_get(url: str, image: str, n: int = 20) -> None:
     values, ranges = slider_payload(client, image)
     out = client.predict("mnist", *moved(values, ranges, 0.5), api_name="/slide")
     file_url = out[0]["url"] if isinstance(out[0], dict) else out[0]
-    fresh, kept = [], []
+    fresh, noverify, kept = [], [], []
     with httpx.Client() as http:
         for _ in range(n):
             t = time.perf_counter()
             httpx.get(file_url).raise_for_status()  # a new httpx client per request, as gradio_client does
             fresh.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
+            httpx.get(file_url, verify=False).raise_for_status()  # the same without loading the CA bundle
+            noverify.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
             http.get(file_url).raise_for_status()
             kept.append((time.perf_counter() - t) * 1000)
     print(f"one GET of a returned PNG: {statistics.median(fresh):.1f} ms with a new httpx client (gradio_client's "
-          f"download path) vs {statistics.median(kept):.1f} ms over a kept-alive connection")
+          f"download path), {statistics.median(noverify):.1f} ms with a new one and verify=False, "
+          f"{statistics.median(kept):.1f} ms over a kept-alive connection")
 
 
 def bench_load(url: str, image: str, clients: int = 20, requests: int = 50) -> None:
@@ -225,7 +234,7 @@ def main() -> None:
             digit = f["images"][7]
         image = str(Path(tempfile.mkdtemp()) / "digit.png")
         Image.fromarray(digit).save(image)
-        for how, phase in (("urls", 0.2), ("fetch", 0.4), ("gradio_client", 0.6)):
+        for how, phase in (("urls", 0.2), ("fetch", 0.4), ("gradio_client", 0.6), ("gradio_client_noverify", 0.8)):
             bench_slider_vs_noop(app.url, image, args.n, how, phase)
         bench_file_get(app.url, image)
         if args.load:
