@@ -94,6 +94,9 @@ class ModelStore:
 MODELS = ModelStore(checkpoint_root())
 
 
+MISSING_HEAD = f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`."
+
+
 def status_text() -> str:
     """Which checkpoints are there: from the files at start-up, from the loaded models afterwards."""
     if not MODELS.ready:
@@ -101,13 +104,12 @@ def status_text() -> str:
         if not missing:
             return "Loading the models…"
         shown = "; ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        return (f"Some checkpoints are missing: the affected tabs show a message. Regenerate with "
-                f"`{REGENERATE}`.\n\nMissing: {shown}. Loading the rest…")
+        return f"{MISSING_HEAD}\n\nMissing: {shown}. Loading the rest…"
     if MODELS.error:
         return f"**The models could not be loaded** ({MODELS.error}). Regenerate them with `{REGENERATE}`."
     bundles = MODELS.bundles
     ok = all(not b.problems for b in bundles.values())
-    head = "" if ok else f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`.\n\n"
+    head = "" if ok else f"{MISSING_HEAD}\n\n"
     return (head + "\n\n".join(f"- {b.status()}" for b in bundles.values())
             + f"\n\nModels on {MODELS.device.type}, loaded in {MODELS.seconds:.1f} s.")
 
