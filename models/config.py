@@ -26,6 +26,8 @@ class ModelConfig:
     hidden_dim: int = field(default=512, metadata={"help": "width of the fully connected hidden layers"})
     # Absent from config.json files written before it existed: they load with this default (their architecture).
     hidden_layers: int = field(default=2, metadata={"help": "mlp: hidden layers per side (encoder and decoder)"})
+    # Absent from older config.json files too: they were all ELU.
+    activation: Literal["elu", "relu"] = field(default="elu", metadata={"help": "hidden-layer nonlinearity"})
     image_size: int = field(default=28, metadata={"help": "images are image_size x image_size"})
     image_channels: int = field(default=1, metadata={"help": "1 for grayscale"})
 
@@ -38,7 +40,7 @@ class ModelConfig:
                 raise ValueError(f"{f.name} must be an integer, got {value!r}")
             if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
-        for name in ("family", "bottleneck", "likelihood"):
+        for name in ("family", "bottleneck", "likelihood", "activation"):
             choices = _literal_choices(self, name)
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")

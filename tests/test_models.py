@@ -147,6 +147,23 @@ def test_config_json_without_hidden_layers_loads_as_two(tmp_path):
     assert torch.equal(loaded(x), model.eval()(x))
 
 
+@pytest.mark.parametrize("family", ["conv", "mlp"])
+def test_activation_relu_swaps_every_elu(family):
+    """--activation relu gives pytorch/examples' nonlinearity; the default (and configs without the field) stay ELU."""
+    def kinds(cfg):
+        return sorted({type(m).__name__ for m in Autoencoder(cfg).modules() if isinstance(m, (torch.nn.ELU, torch.nn.ReLU))})
+
+    assert kinds(tiny_config(family)) == ["ELU"]
+    assert kinds(tiny_config(family, activation="relu")) == ["ReLU"]
+    config = dataclasses.asdict(tiny_config(family))
+    del config["activation"]  # a config.json written before the field
+    assert ModelConfig.from_dict(config).activation == "elu"
+    x = make_batch("bernoulli")
+    model = Autoencoder(tiny_config(family, activation="relu"))
+    assert torch.isfinite(model.loss(x, generator=gen(0))["loss"])
+    assert (model.encoder(x) >= 0).all()  # the encoder's output passed through a ReLU
+
+
 # ---- the bottleneck: VAE posterior vs references, AE point mass -----------------------------------
 @pytest.mark.parametrize("family", ["conv", "mlp"])
 def test_vae_kl_matches_torch_distributions(family):
@@ -227,7 +244,7 @@ def test_importance_weights_shape_and_bound():
 @pytest.mark.parametrize("bad", [
     {"family": "resnet"}, {"bottleneck": "flow"}, {"likelihood": "poisson"}, {"latent_dim": 0},
     {"latent_dim": -3}, {"latent_dim": 2.5}, {"latent_dim": "16"}, {"channels": 0}, {"hidden_dim": 0},
-    {"hidden_layers": 0}, {"hidden_layers": 1.0},
+    {"hidden_layers": 0}, {"hidden_layers": 1.0}, {"activation": "gelu"},
     {"image_size": 30}, {"gaussian_std": 0.0}, {"gaussian_std": -1.0}, {"gaussian_std": float("nan")},
 ])
 def test_model_config_rejects_bad_values(bad):

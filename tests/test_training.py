@@ -132,21 +132,38 @@ def test_dynamic_binarization_is_binary_and_fresh_each_step(tmp_path, monkeypatc
 
 
 def test_training_binarization_has_the_bernoulli_distribution_of_the_evaluators():
-    """binarize_batch (uniform < p, the fast training path) and prepare_batch (torch.bernoulli, the evaluator's)
-    draw from the same Bernoulli(intensity): per-pixel frequencies over 4000 draws agree within 4 standard errors."""
+    """binarize_batch (the fast training path: 15-bit integer draws for uint8 pixels, uniform < p for float
+    ones) and prepare_batch (torch.bernoulli, the evaluator's) draw from the same Bernoulli(intensity):
+    per-pixel frequencies over 4000 draws agree within 4 standard errors, and 0 and 255 are exact."""
     levels = torch.arange(0, 256, 17, dtype=torch.uint8)  # 16 intensities, 0 and 255 included
     images = levels.repeat(4000, 1).reshape(4000, 4, 4)
     g = torch.Generator().manual_seed(0)
-    fast = binarize_batch(images, g)
+    fast_u8 = binarize_batch(images, g)
+    fast_float = binarize_batch(images.unsqueeze(1).float() / 255, g)
     ref = prepare_batch(images, True, torch.Generator().manual_seed(1))
-    assert fast.shape == ref.shape == (4000, 1, 4, 4) and fast.dtype == ref.dtype == torch.float32
-    assert set(fast.unique().tolist()) <= {0.0, 1.0}
     p = levels.double() / 255
     se = (p * (1 - p) / 4000).sqrt().clamp_min(1e-9)
-    for x in (fast, ref):
+    for x in (fast_u8, fast_float, ref):
+        assert x.shape == (4000, 1, 4, 4) and x.dtype == torch.float32
+        assert set(x.unique().tolist()) <= {0.0, 1.0}
         freq = x.double().mean(0).flatten()
         assert ((freq - p).abs() <= 4 * se + 1e-12).all(), (freq, p)
-    assert torch.equal(fast.mean(0).flatten()[[0, -1]], torch.tensor([0.0, 1.0]))  # 0 and 255 are exact
+        assert torch.equal(x.mean(0).flatten()[[0, -1]], torch.tensor([0.0, 1.0]))  # 0 and 255 are exact
+    assert not torch.equal(fast_u8[:2000], fast_u8[2000:])  # fresh bits for every pixel, no repeats
+
+
+def test_training_binarization_uses_every_random_lane():
+    """All 256 uint8 levels: P(x=1) within 1/32768 + 5 standard errors of v/255, so no 16-bit lane of the
+    int64 draw is a constant (a lane that is always 0 would give P = 1 for every v > 0)."""
+    n = 2000
+    images = torch.arange(256, dtype=torch.uint8).repeat(n, 1).reshape(n, 16, 16)
+    freq = binarize_batch(images, torch.Generator().manual_seed(3)).double().mean(0).flatten()
+    p = torch.arange(256).double() / 255
+    se = (p * (1 - p) / n).sqrt()
+    assert ((freq - p).abs() <= 5 * se + 1 / 32768).all()
+    for lane in range(4):  # pixels k, k+4, ...: the k-th int16 of each int64 draw
+        lane_freq = binarize_batch(images, torch.Generator().manual_seed(4)).flatten()[lane::4].mean()
+        assert abs(lane_freq.item() - 0.5) < 0.01
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():

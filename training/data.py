@@ -103,9 +103,18 @@ def prepare_batch(images: Tensor, binarize: bool, generator: torch.Generator | N
 def binarize_batch(images: Tensor, generator: torch.Generator) -> Tensor:
     """uint8 (B, H, W) (or float (B, 1, H, W) in [0, 1]) -> {0, 1} float (B, 1, H, W), x ~ Bernoulli(intensity): the training loop's binarization.
 
-    The same distribution as prepare_batch(binarize=True), drawn as uniform < intensity, which is ~3x
-    faster than torch.bernoulli on the CPU (it was ~13% of a step of the 784-400-20 MLP VAE). The draws
-    differ from torch.bernoulli's, so the evaluator keeps prepare_batch: its binarized test set stays fixed.
+    The evaluator keeps prepare_batch (torch.bernoulli), so its binarized test set stays fixed; this is
+    the same distribution drawn faster. On the CPU, uint8 pixels get 15 random bits each, four pixels
+    per 63-bit draw of int64 random_() (whose cost is per element, not per bit): x = 1 iff
+    u < v * 32768 / 255 with u uniform on 0..32767, so P(x = 1) = ceil(v * 32768 / 255) / 32768,
+    exactly 0 and 1 at v = 0 and 255 and within 1/32768 of v / 255 in between. That is ~2x faster than
+    uniform < intensity and ~4x faster than torch.bernoulli (the draw was 9-13% of a 784-400-20 step).
+    Float pixels and other devices (where uniform_ is cheap) draw uniform < intensity.
     """
-    x = images if images.is_floating_point() else to_float(images)
-    return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
+    if images.is_floating_point() or images.device.type != "cpu":
+        x = images if images.is_floating_point() else to_float(images)
+        return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
+    n = images.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)  # uniform on [0, 2^63)
+    u = bits.view(torch.int16)[:n].view(images.shape) & 0x7FFF  # 4 lanes of 15 uniform bits each
+    return (u < images * (32768 / 255)).unsqueeze(1).float()
