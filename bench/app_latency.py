@@ -137,6 +137,33 @@ def bench_slider_vs_noop(url: str, image: str, n: int, how: str, phase: float) -
     return ms / mn
 
 
+def bench_one_file_floor(url: str, image: str, n: int) -> float:
+    """The floor under gradio_client's defaults: /pick_test (an atlas lookup that returns one 28x28 PNG,
+    next to no server work) against /noop, interleaved. If this alone is over 1.5x, no endpoint that
+    returns even one image can be within 1.5x of the no-op with those defaults, whatever the app does.
+    The no-op gets the slider comparison's 33-value payload, so it is if anything the slower of the two."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)  # defaults: download_files=True, ssl_verify=True
+    values, _ = slider_payload(client, image)
+    for i in range(5):
+        client.predict("mnist", i, api_name="/pick_test")
+        client.predict("mnist", *values, api_name="/noop")
+    picks, noops = [], []
+    for i in range(n):
+        t = time.perf_counter()
+        path = client.predict("mnist", i, api_name="/pick_test")
+        picks.append((time.perf_counter() - t) * 1000)
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        t = time.perf_counter()
+        client.predict("mnist", *values, api_name="/noop")
+        noops.append((time.perf_counter() - t) * 1000)
+    mp, mn = statistics.median(picks), statistics.median(noops)
+    print(f"floor with gradio_client's defaults: /pick_test (returns one PNG, ~no server work) vs noop: median "
+          f"{mp:.1f} ms vs {mn:.1f} ms, ratio {mp / mn:.2f}, n={n} each")
+    return mp / mn
+
+
 def bench_file_get(url: str, image: str, n: int = 20) -> None:
     """Why download_files=True costs more: one GET of a returned PNG, new connection vs kept-alive."""
     import httpx
@@ -236,6 +263,7 @@ def main() -> None:
         Image.fromarray(digit).save(image)
         for how, phase in (("urls", 0.2), ("fetch", 0.4), ("gradio_client", 0.6), ("gradio_client_noverify", 0.8)):
             bench_slider_vs_noop(app.url, image, args.n, how, phase)
+        bench_one_file_floor(app.url, image, args.n)
         bench_file_get(app.url, image)
         if args.load:
             bench_load(app.url, image)
