@@ -17,7 +17,7 @@ import models.checkpoint as checkpoint
 from models import Autoencoder, CheckpointError, ModelConfig
 from tests.fake_data import make_images, write_fake_mnist
 from training.data import binarize_batch, prepare_batch
-from training.train import (KILL_AT_STEP_ENV, RESUME_NAME, Data, TrainConfig, TrainingDiverged, beta_at, epoch_order,
+from training.train import (KILL_AT_STEP_ENV, NAN_AT_STEP_ENV, RESUME_NAME, Data, TrainConfig, TrainingDiverged, beta_at, epoch_order,
                             load_data, lr_at, train)
 
 torch.set_num_threads(1)
@@ -281,3 +281,59 @@ def test_kill_then_resume_matches_uninterrupted_run(tmp_path):
     reference, history = train(cfg, model_cfg, load_data(cfg, torch.device("cpu")), progress=False)
     assert history[-1]["step"] == 10
     assert_same_weights(weights(reference), load_file(str(out / "model.safetensors")))
+
+
+# ---- torchrun (DDP, gloo on the CPU): two ranks = one process; one rank's NaN stops every rank -------
+DDP_FLAGS = ["--dataset", "fashion-mnist", "--val-size", "40", "--batch-size", "32", "--family", "mlp",
+             "--hidden-dim", "32", "--latent-dim", "2", "--bottleneck", "ae", "--lr", "3e-3", "--seed", "0",
+             "--threads", "1", "--device", "cpu"]
+
+
+def run_torchrun(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in (KILL_AT_STEP_ENV, NAN_AT_STEP_ENV)}
+    env.update(OMP_NUM_THREADS="1", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "training.train", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory):
+    return write_fake_mnist(tmp_path_factory.mktemp("ddp") / "data", n_train=200, n_test=20, folders=("FashionMNIST",))
+
+
+def test_torchrun_two_ranks_match_one_process(tmp_path, fashion_root):
+    """Each rank trains on its half of every global batch and DDP averages the gradients, so 2 ranks give
+    one process's weights up to float rounding (an AE on intensities: no per-rank random draws)."""
+    out = tmp_path / "ddp"
+    done = run_torchrun([*DDP_FLAGS, "--epochs", "2", "--data-root", str(fashion_root), "--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("saved ") == 1  # rank 0 alone reports (and writes)
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(fashion_root), out=str(tmp_path / "one"), val_size=40,
+                      epochs=2, batch_size=32, lr=3e-3, seed=0, threads=1, device="cpu")
+    model_cfg = ModelConfig(family="mlp", hidden_dim=32, latent_dim=2, bottleneck="ae")
+    one, history = train(cfg, model_cfg, load_data(cfg, torch.device("cpu")), progress=False)
+    ddp = load_file(str(out / "model.safetensors"))
+    assert history[-1]["step"] == 10 and ddp.keys() == weights(one).keys()
+    torch.manual_seed(0)
+    init = weights(Autoencoder(model_cfg))
+    for k, v in weights(one).items():
+        torch.testing.assert_close(ddp[k], v, rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(v, init[k])  # it trained
+
+
+def test_torchrun_nan_on_one_rank_stops_every_rank_before_a_save(tmp_path, fashion_root):
+    """Rank 1's loss is NaN at step 3 (0-based), after which a save is due. Rank 0's own losses are finite
+    there, but the all-reduce has already put NaN into its weights: every rank must stop before that save."""
+    from safetensors import safe_open
+
+    out = tmp_path / "ddp"
+    done = run_torchrun([*DDP_FLAGS, "--epochs", "1", "--save-every", "2", "--data-root", str(fashion_root),
+                         "--out", str(out)], {NAN_AT_STEP_ENV: "1:3"})
+    assert done.returncode != 0
+    assert "loss became nan at step 3 " in done.stderr  # rank 1
+    assert "loss became non-finite on another rank at step 3 or earlier " in done.stderr  # rank 0
+    with safe_open(str(out / RESUME_NAME), framework="pt") as f:
+        assert json.loads(f.metadata()["json"])["step"] == 2  # the last good state, not step 4's
+        assert all(torch.isfinite(f.get_tensor(k)).all() for k in f.keys())
+    assert not (out / "model.safetensors").exists()  # the epoch never ended

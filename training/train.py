@@ -31,6 +31,9 @@ RESUME_NAME = "resume.safetensors"
 # Test hook (tests/test_training.py): with this set to N, train() SIGKILLs its own process right
 # after optimizer step N (and after any save at that step), to test --resume after a hard crash.
 KILL_AT_STEP_ENV = "LATENT_EXPLORER_KILL_AT_STEP"
+# Test hook: with this set to "R:N", rank R's loss is NaN at step N (0-based, as in the loss messages), to test
+# that every rank of a torchrun job stops before a save when one rank diverges.
+NAN_AT_STEP_ENV = "LATENT_EXPLORER_NAN_AT_STEP"
 
 
 @dataclass
@@ -297,6 +300,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     total_steps = cfg.epochs * batches_per_epoch
     t0 = time.perf_counter() - elapsed
     kill_at_step = int(os.environ.get(KILL_AT_STEP_ENV, "0"))
+    nan_rank, nan_step = (int(v) for v in os.environ.get(NAN_AT_STEP_ENV, "-1:-1").split(":"))
 
     def save(epoch: int, batch: int, final_model: bool) -> None:
         if rank != 0:
@@ -309,8 +313,18 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         save_state(out / RESUME_NAME, model, opt, gen, meta)
 
     def check(losses: EpochLosses, epoch: int) -> None:
-        """Stop on a non-finite loss; called before every save, so a saved checkpoint never follows one."""
+        """Stop on a non-finite loss; called before every save, so a saved checkpoint never follows one.
+
+        Under torchrun every rank stops at the same check: a NaN on one rank reaches the others' weights
+        through the gradient all-reduce while their own losses so far look fine, so rank 0 would save
+        those weights, and a rank that stopped alone would leave the others waiting in the next all-reduce.
+        """
         bad = losses.flush()
+        if world > 1:
+            flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
+            torch.distributed.all_reduce(flag)
+            if flag.item() and bad is None:
+                bad = (f"{step - 1} or earlier", "non-finite on another rank")
         if bad is not None:
             raise TrainingDiverged(
                 f"loss became {bad[1]} at step {bad[0]} (epoch {epoch + 1}); stopped. "
@@ -333,6 +347,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             x = binarize_batch(images, gen) if cfg.dynamic_binarization else prepare_batch(images, False, None)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
+            if rank == nan_rank and step == nan_step:  # test hook, see NAN_AT_STEP_ENV
+                x = x * float("nan")
             terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen)
             losses.add(step, terms)  # checked for NaN/inf at the next check(): every 50 steps and before a save
             opt.zero_grad(set_to_none=True)
