@@ -114,7 +114,7 @@ def bench_slider_vs_noop(url: str, image: str, n: int, how: str, phase: float) -
                 assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
 
     values, ranges = slider_payload(client, image)
-    for i in range(5):  # warm up both endpoints
+    for i in range(20):  # warm up both endpoints (and this client)
         slide(moved(values, ranges, 0.001 * (i + 1) + phase / 100))
         client.predict("mnist", *values, api_name="/noop")
     slides, noops = [], []
