@@ -337,3 +337,24 @@ def test_torchrun_nan_on_one_rank_stops_every_rank_before_a_save(tmp_path, fashi
         assert json.loads(f.metadata()["json"])["step"] == 2  # the last good state, not step 4's
         assert all(torch.isfinite(f.get_tensor(k)).all() for k in f.keys())
     assert not (out / "model.safetensors").exists()  # the epoch never ended
+
+
+def test_torchrun_kill_then_resume_matches_uninterrupted_run(tmp_path):
+    """Each rank's RNG (binarization, reparameterization) goes into the saved state and comes back to that
+    rank: a killed 2-rank VAE run on dynamically binarized MNIST resumes to the uninterrupted run's weights."""
+    root = write_fake_mnist(tmp_path / "data", n_train=200, n_test=20)
+    flags = [*CLI_FLAGS, "--data-root", str(root)]  # 5 steps per epoch, saves at steps 3, 5, 6, 8, 10
+    killed = run_torchrun([*flags, "--out", str(tmp_path / "run")], {KILL_AT_STEP_ENV: "7"})
+    assert killed.returncode != 0
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "run" / RESUME_NAME), framework="pt") as f:
+        meta = json.loads(f.metadata()["json"])
+        assert meta["step"] == 6 and meta["world_size"] == 2
+        assert not torch.equal(f.get_tensor("rng"), f.get_tensor("rng.rank1"))  # the ranks draw different noise
+    resumed = run_torchrun([*flags, "--out", str(tmp_path / "run"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = run_torchrun([*flags, "--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert_same_weights(load_file(str(tmp_path / "whole" / "model.safetensors")),
+                        load_file(str(tmp_path / "run" / "model.safetensors")))

@@ -224,20 +224,25 @@ def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device:
 
 
 # ---- resume state: one safetensors file, JSON in its metadata, no pickle -----------------------
-def save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict) -> None:
+def save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, rng_states: list[Tensor], meta: dict) -> None:
     tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
     opt_sd = opt.state_dict()
     for idx, state in opt_sd["state"].items():
         for k, v in state.items():
             tensors[f"optim.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    tensors["rng"] = gen.get_state()
-    meta = dict(meta, param_groups=opt_sd["param_groups"])
+    tensors["rng"] = rng_states[0]  # rank 0's (the only one without torchrun)
+    tensors.update({f"rng.rank{r}": state for r, state in enumerate(rng_states) if r})
+    meta = dict(meta, param_groups=opt_sd["param_groups"], world_size=len(rng_states))
     atomic_save_tensors(path, tensors, metadata={"json": json.dumps(meta)})
 
 
 def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-               cfg: TrainConfig, model_cfg: ModelConfig) -> dict:
-    """Restore the run saved at `path`, after checking it was saved with the same settings."""
+               cfg: TrainConfig, model_cfg: ModelConfig, rank: int = 0) -> dict:
+    """Restore the run saved at `path`, after checking it was saved with the same settings.
+
+    Each torchrun rank restores its own RNG. A rank the saved run did not have (it ran with fewer
+    processes) gets a fresh seed of its own, so no two ranks ever draw the same noise.
+    """
     from safetensors import safe_open
 
     try:
@@ -254,7 +259,11 @@ def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: to
             _, idx, name = k.split(".", 2)
             state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
-    gen.set_state(tensors["rng"])
+    key = f"rng.rank{rank}" if rank else "rng"
+    if key in tensors:
+        gen.set_state(tensors[key])
+    else:
+        gen.manual_seed(cfg.seed + 7919 * rank + 104729 * (meta["step"] + 1))
     return meta
 
 
@@ -286,7 +295,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         path = out / RESUME_NAME
         if not path.is_file():
             raise CheckpointError(f"--resume: no saved state at {path}; start the run without --resume")
-        meta = load_state(path, model, opt, gen, cfg, model_cfg)
+        meta = load_state(path, model, opt, gen, cfg, model_cfg, rank)
         step, start_epoch, start_batch = meta["step"], meta["epoch"], meta["batch"]
         history, elapsed = meta["history"], meta["elapsed"]
     loss_module: nn.Module = _LossModule(model)
@@ -303,6 +312,12 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     nan_rank, nan_step = (int(v) for v in os.environ.get(NAN_AT_STEP_ENV, "-1:-1").split(":"))
 
     def save(epoch: int, batch: int, final_model: bool) -> None:
+        rng_states = [gen.get_state()]
+        if world > 1:  # every rank's RNG goes into rank 0's file, so --resume restores each rank's own
+            local = gen.get_state().to(device)
+            rng_states = [torch.empty_like(local) for _ in range(world)]
+            torch.distributed.all_gather(rng_states, local)
+            rng_states = [state.cpu() for state in rng_states]
         if rank != 0:
             return
         meta = {"step": step, "epoch": epoch, "batch": batch, "history": history,
@@ -310,7 +325,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 "model_config": dataclasses.asdict(model_cfg)}
         if final_model:  # weights first, then the state that points past them
             save_pretrained(model, out, dtype=getattr(torch, cfg.weights_dtype), metrics=provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
-        save_state(out / RESUME_NAME, model, opt, gen, meta)
+        save_state(out / RESUME_NAME, model, opt, rng_states, meta)
 
     def check(losses: EpochLosses, epoch: int) -> None:
         """Stop on a non-finite loss; called before every save, so a saved checkpoint never follows one.
