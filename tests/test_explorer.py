@@ -1,7 +1,9 @@
 """explorer/: image preprocessing, latent operations, map placement, bundle loading — no Gradio needed."""
 from __future__ import annotations
 
+import ast
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -259,3 +261,22 @@ def test_app_import_does_not_import_umap_or_torch_and_loading_does_not_import_um
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Blocks ['fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'vae-16', 'vae-2']" in out.stdout
+
+
+def test_zerogpu_path_with_a_stand_in_spaces_module(tmp_path):
+    """On a ZeroGPU Space (`spaces` importable, SPACES_ZERO_GPU set) every model-running callback is wrapped
+    by spaces.GPU and the models load at import, in the main process. A stand-in `spaces` records the wraps;
+    without the module, `gpu` is the identity (the test above)."""
+    (tmp_path / "spaces.py").write_text(
+        "WRAPPED = []\n"
+        "def GPU(fn):\n"
+        "    WRAPPED.append(fn.__name__)\n"
+        "    return fn\n")
+    code = ("import sys, spaces, app; assert app.MODELS.ready, 'models not loaded at import'; "
+            "assert app.gpu is spaces.GPU; print(sorted(spaces.WRAPPED))")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "SPACES_ZERO_GPU": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    wrapped = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert {"reconstruct", "sample", "interpolate", "slide", "place_on_map", "manifold"} <= wrapped
