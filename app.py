@@ -13,11 +13,14 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio import processing_utils
 
 from explorer import service  # numpy only: torch comes with the models (ModelStore)
+from explorer.files import write_once
 from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, missing_files
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
 from explorer.plot import legend_markdown
@@ -35,6 +38,35 @@ N_DIMS = 16
 GALLERY_PER_CLASS = 4
 MAX_FILE_SIZE = "10mb"
 CONCURRENCY = 20  # events of one kind running at once (set per event: a demo.queue() call costs ~0.2 s of start-up)
+STATIC = Path(__file__).resolve().parent / "static"  # served as is: the live decoder and its vendored TensorFlow.js
+gr.set_static_paths([STATIC])
+# The decoders the browser runs (explorer/webdecoder.py), written when the models load. Gradio serves its
+# own cache folder, and the files there are named by their content.
+DECODER_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-decoders"
+# slider model -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
+LIVE_MODELS = {"ae-16": ("ae-s", "live-ae"), "vae-16": ("vae-s", "live-vae")}
+
+
+def file_url(path: Path) -> str:
+    """The URL (relative to the page) at which gradio serves a static or cached file."""
+    return f"gradio_api/file={Path(path).resolve().as_posix()}"
+
+
+def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache, but each cached file is written once, atomically.
+
+    Gradio names a returned image's file by the hash of its bytes and rewrote that file in place
+    (truncate, then write) on every return. Identical outputs share one path, so a response still
+    streaming the file (starlette's FileResponse, Content-Length from stat() first) saw it shrink and h11
+    aborted it ("Too little data for declared Content-Length"): a broken image for that client.
+    """
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    path = Path(cache_dir) / processing_utils.hash_bytes(data) / f"{name}.{format}"
+    return str(write_once(path.resolve(), data))
+
+
+# gr.Image and gr.Gallery outputs (numpy or PIL) all go through this one function.
+processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
 
 
 class ModelStore:
@@ -47,6 +79,7 @@ class ModelStore:
     def __init__(self, root):
         self.root = root
         self.bundles: dict = {}
+        self.live: dict = {}  # dataset -> what the browser needs to decode slider moves (webdecoder.live_spec)
         self.device = None
         self.seconds: float | None = None
         self.error: str | None = None
@@ -71,12 +104,24 @@ class ModelStore:
             if self.device.type == "cpu":
                 torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over cores
             self.bundles = load_all(self.root, self.device)
+            self.live = self._live_specs()
         except Exception as e:  # the app keeps serving and says what failed
             log.exception("loading the models failed")
             self.error = f"{type(e).__name__}: {e}"
         finally:
             self.seconds = time.perf_counter() - t0
             self._done.set()
+
+    def _live_specs(self) -> dict:
+        from explorer.webdecoder import live_spec
+
+        specs = {}
+        for key, b in self.bundles.items():
+            try:
+                specs[key] = live_spec(b, DECODER_DIR, file_url, LIVE_MODELS)
+            except OSError as e:  # e.g. a read-only cache: the server decodes slider moves instead
+                log.warning("no live decoding for %s: %s", key, e)
+        return specs
 
     @property
     def ready(self) -> bool:
@@ -195,16 +240,16 @@ def use_drawing(value) -> np.ndarray:
 def reconstruct(dataset: str, image, seed: float):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.reconstruct(bundle(dataset), image, int(seed or 0))
+    r = service.reconstruct(bundle(dataset), image, service.as_seed(0 if seed is None else seed))
     return r["ae"], r["vae"], r["vae_samples"], r["text"]
 
 
 @guarded
 @gpu
 def sample(dataset: str, seed: float, temperature: float):
-    if seed is None or temperature is None:
-        raise InputError("seed and temperature are required.")
-    r = service.sample(bundle(dataset), int(seed), float(temperature))
+    if temperature is None:
+        raise InputError("Enter a temperature in (0, 3].")
+    r = service.sample(bundle(dataset), service.as_seed(seed), float(temperature))
     return r["ae_prior"], r["vae_prior"], r["ae_gmm"], r["text"]
 
 
@@ -263,8 +308,9 @@ def slide(dataset: str, *values):
 
 
 def noop(dataset: str, *values) -> str:
-    """Does nothing: the baseline round trip for bench/app_latency.py."""
-    return "ok"
+    """Does nothing: the baseline round trip for the benchmarks. Answers a new token each time, so that a
+    browser sees the answer land (bench/browser_latency.py clicks the hidden button)."""
+    return str(time.monotonic_ns())
 
 
 @guarded
@@ -319,7 +365,7 @@ def set_dataset(dataset: str):
     legend = legend_markdown(b.class_names) if b.class_names else ""
     msg = "" if not b.problems else b.status()
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
-            legend, msg, status_text(), *_slider_updates(dataset, None))
+            legend, msg, status_text(), MODELS.live.get(dataset, {}), *_slider_updates(dataset, None))
 
 
 # ---- layout --------------------------------------------------------------------------------------
@@ -334,8 +380,21 @@ PICK_BRUSH = """() => {
   setTimeout(pick, 50);
 }"""
 
+HEAD = "".join(f'<script src="{file_url(STATIC / f)}"></script>' for f in
+               ("vendor/tfjs/tf-core.min.js", "vendor/tfjs/tf-backend-cpu.min.js", "live_decoder.js"))
+LIVE_HTML = """<div class="live-row">
+  <figure><figcaption>AE decode (live, in your browser)</figcaption><canvas id="live-ae" width="28" height="28"></canvas></figure>
+  <figure><figcaption>VAE decode (live, in your browser)</figcaption><canvas id="live-vae" width="28" height="28"></canvas></figure>
+</div>"""
+LIVE_JS = "() => { if (window.latentLive) window.latentLive.sync(); }"
+
 CSS = """
 .pixelated img { image-rendering: pixelated; }
+#live { display: none; }
+.live-row { display: flex; gap: 1rem; }
+.live-row figure { flex: 1; margin: 0; text-align: center; }
+.live-row figcaption { font-size: var(--text-sm); color: var(--body-text-color-subdued); text-align: left; }
+.live-row canvas { width: 180px; height: 180px; image-rendering: pixelated; background: #000; }
 #current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
 """
 
@@ -413,13 +472,15 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
             int_vae = gr.Image(label="VAE", format="png", elem_id="int-vae", elem_classes="pixelated", height=120)
             int_text = gr.Markdown(elem_id="int-text")
 
-        with gr.Tab("Latent sliders", elem_id="tab-sliders"):
+        with gr.Tab("Latent sliders", elem_id="tab-sliders") as sliders_tab:
             with gr.Row():
                 start = gr.Radio(["encoded input", "origin"], value="encoded input", label="Start from")
                 reset_btn = gr.Button("Reset sliders", elem_id="reset-btn")
             gr.Markdown("Ranges: 0.5%..99.5% quantiles of each model's atlas codes. VAE dimensions are ordered by "
                         "their KL (nats, from metrics.json); *collapsed* marks KL < 0.01 nats (unused by the model).")
-            with gr.Row():
+            live = gr.HTML(LIVE_HTML, elem_id="live")  # shown once the browser can decode (static/live_decoder.js)
+            live_spec = gr.JSON(visible="hidden")
+            with gr.Row(elem_id="sl-images"):  # the server's decodes: shown where the browser cannot decode
                 sl_ae_img = gr.Image(label="AE decode", format="png", elem_id="sl-ae", elem_classes="pixelated",
                                      height=180)
                 sl_vae_img = gr.Image(label="VAE decode", format="png", elem_id="sl-vae", elem_classes="pixelated",
@@ -459,13 +520,13 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 sc_vae2 = gr.Image(label="VAE-2 atlas codes (click a point)", format="png", interactive=False,
                                    elem_id="sc-vae2")
 
-    noop_btn = gr.Button(visible=False)
-    noop_out = gr.Textbox(visible=False)
+    noop_btn = gr.Button(visible="hidden", elem_id="noop-btn")  # in the page, not shown: the benches click it
+    noop_out = gr.Textbox(visible="hidden", elem_id="noop-out")
 
     # ---- events (every one has an api_name) ------------------------------------------------------
     EV = {"concurrency_limit": CONCURRENCY}
     slider_list = ae_sliders + vae_sliders
-    dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, *slider_list]
+    dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, live_spec, *slider_list]
     demo.load(set_dataset, dataset, dataset_outputs, api_name="init", **EV)
     dataset.change(set_dataset, dataset, dataset_outputs, api_name="set_dataset", **EV)
     gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select", **EV)
@@ -486,10 +547,14 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     gr.on([end_a.change, end_b.change, steps.release, mode.change], interpolate, [dataset, end_a, end_b, steps, mode],
           [int_ae, int_vae, int_text], api_name="interpolate", **EV)
     gr.on([current.change, reset_btn.click, start.change], sliders_from_input, [dataset, current, start],
-          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input", **EV)
-    # Raw payloads: the ranges depend on the dataset, so slide() validates them itself.
-    gr.on([s.input for s in slider_list], slide, [dataset, *slider_list], [sl_ae_img, sl_vae_img],
+          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input", **EV).then(None, js=LIVE_JS)
+    # Slider moves are decoded in the browser as they happen (static/live_decoder.js, no server round trip);
+    # the server decodes on release, for the images under the canvases and for the API. Raw payloads: the
+    # ranges depend on the dataset, so slide() validates them itself.
+    gr.on([s.release for s in slider_list], slide, [dataset, *slider_list], [sl_ae_img, sl_vae_img],
           api_name="slide", preprocess=False, trigger_mode="always_last", show_progress="hidden", **EV)
+    live_spec.change(None, live_spec, None, js="(spec) => { if (window.latentLive) window.latentLive.load(spec); }")
+    sliders_tab.select(None, js=LIVE_JS)
     noop_btn.click(noop, [dataset, *slider_list], noop_out, api_name="noop", preprocess=False, show_progress="hidden",
                    **EV)
     current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map",
@@ -512,6 +577,7 @@ if __name__ == "__main__":
         max_file_size=MAX_FILE_SIZE,
         max_threads=40,
         css=CSS,
+        head=HEAD,
         show_error=True,
         prevent_thread_lock=True,
     )

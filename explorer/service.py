@@ -30,6 +30,25 @@ def as_input(image) -> np.ndarray:
     return to_dataset_format(g)
 
 
+def as_seed(value) -> int:
+    """Any whole number a person can type (negative, or far beyond 2**64) -> an int seed; else a clear message."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
+        f = float("nan")
+    if not np.isfinite(f) or not f.is_integer():
+        raise InputError(f"The seed must be a whole number (negative and very large ones are fine), got {value!r}.")
+    return int(f)
+
+
+def seeded_rng(seed: int) -> np.random.Generator:
+    """numpy's generator for any integer seed. SeedSequence takes non-negative integers of any size; a
+    negative seed uses |seed| with its own spawn key, so -5 and 5 (or any other seed) give different draws."""
+    return np.random.default_rng(np.random.SeedSequence(abs(seed), spawn_key=(1,) if seed < 0 else ()))
+
+
 def mse(a: np.ndarray, b: np.ndarray) -> float:
     """Mean squared error per pixel between images in [0, 1]."""
     return float(((np.asarray(a, np.float64) - b) ** 2).mean())
@@ -42,7 +61,7 @@ def reconstruct(b: DatasetBundle, image, seed: int = 0, n_samples: int = N_POSTE
     x = img.astype(np.float32) / 255.0
     z_ae, _ = ae.encode(img[None])
     mean, std = vae.encode(img[None])
-    rng = np.random.default_rng(int(seed))
+    rng = seeded_rng(as_seed(seed))
     z_samples = mean + std * rng.standard_normal((n_samples, mean.shape[1])).astype(np.float32)
     ae_rec, vae_rec = ae.decode(z_ae)[0], vae.decode(mean)[0]
     samples = vae.decode(z_samples)
@@ -72,7 +91,8 @@ def sample(b: DatasetBundle, seed: int, temperature: float, n: int = 36) -> dict
     if not (1 <= int(n) <= 100):
         raise InputError(f"number of samples must be 1..100, got {n}.")
     ae, vae = b.require("ae-16", "vae-16")
-    rng = np.random.default_rng(int(seed))
+    seed = as_seed(seed)
+    rng = seeded_rng(seed)
     z_prior = (float(temperature) * rng.standard_normal((int(n), ae.latent_dim))).astype(np.float32)
     z_vae = (float(temperature) * rng.standard_normal((int(n), vae.latent_dim))).astype(np.float32)
     z_gmm = latent.gmm_sample(ae.gmm["weights"], ae.gmm["means"], ae.gmm["covariances"], int(n), rng,

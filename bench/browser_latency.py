@@ -1,0 +1,179 @@
+"""Slider latency in a real browser: Debian's Chromium (Playwright) against the launched app.
+
+    python bench/browser_latency.py [--moves 40] [--drag-seconds 3]
+
+Prints, side by side in one page:
+- slider input -> new pixels shown: from the range element's `input` event to the first animation frame
+  after the VAE decode's new image has been decoded by the browser (median and p90 over --moves moves);
+- updates per second while a slider is dragged with the mouse (distinct new images shown per second);
+- the browser no-op floor: a click on the app's hidden no-op button until its answer is in the page, over
+  the same transport as the slider's event.
+All times are taken inside the page (performance.now()), so Playwright's own round trips do not count.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import RunningApp  # noqa: E402  (same launcher as the tests)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# Records the time of every `input` event on a slider, and every new VAE decode shown: the frame in which
+# the live canvas's pixels changed (the page decodes), or else the frame after the server's new <img> was
+# decoded by the browser.
+INSTRUMENT = """([slider, imgBox, canvas]) => {
+  const W = window.__lat = {inputs: [], shown: [], live: document.body.classList.contains('live-decoding')};
+  document.addEventListener('input', e => {
+    if (e.target.closest(slider)) W.inputs.push(performance.now());
+  }, true);
+  let lastSig = null, lastSrc = null;
+  const signature = c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = c.width * 7919 + c.height;
+    for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i]) | 0;
+    return h;
+  };
+  const tick = () => {
+    if (W.live) {
+      const c = document.querySelector(canvas);
+      const s = c && signature(c);
+      if (lastSig !== null && s !== lastSig) W.shown.push(performance.now());
+      lastSig = s;
+    } else {
+      const img = document.querySelector(imgBox + ' img');
+      const s = img && img.getAttribute('src');
+      if (s && s !== lastSrc) {
+        if (lastSrc !== null) img.decode().then(() => requestAnimationFrame(() => W.shown.push(performance.now())), () => {});
+        lastSrc = s;
+      }
+    }
+    requestAnimationFrame(tick);
+  };
+  tick();
+  return W.live;
+}"""
+
+# One slider move as the browser makes it: a new value, then an `input` event on the range element.
+MOVE = """([slider, frac]) => {
+  const r = document.querySelector(slider + ' input[type=range]');
+  const lo = parseFloat(r.min), hi = parseFloat(r.max), step = parseFloat(r.step) || 0.01;
+  r.value = String(Math.round((lo + (hi - lo) * frac) / step) * step);
+  const t = performance.now();
+  r.dispatchEvent(new Event('input', {bubbles: true}));
+  return t;
+}"""
+
+# The no-op floor: click the (CSS-hidden) no-op button; resolve when its answer lands in the page.
+NOOP = """() => new Promise(resolve => {
+  const out = document.querySelector('#noop-out textarea, #noop-out input');
+  const before = out.value;
+  const t = performance.now();
+  const poll = () => (out.value !== before ? requestAnimationFrame(() => resolve(performance.now() - t))
+                                           : requestAnimationFrame(poll));
+  document.querySelector('#noop-btn').click();
+  poll();
+})"""
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def open_sliders(page) -> None:
+    page.get_by_role("tab", name="Latent sliders", exact=True).click()
+    time.sleep(3.0)  # the browser's decoders load after the page (a few MB)
+    page.wait_for_function("() => (window.latentLive && window.latentLive.frames > 0) || "
+                           "(() => { const i = document.querySelector('#sl-vae img'); "
+                           "return i && i.complete && i.naturalWidth > 0; })()")
+
+
+def slider_move(page, slider: str, i: int) -> float:
+    """The i-th move (a value no earlier move used); ms from its input event to the new pixels shown."""
+    frac = 0.05 + 0.9 * ((i * 0.618034) % 1.0)  # spread over the range, never the same value twice
+    shown = page.evaluate("() => window.__lat.shown.length")
+    t0 = page.evaluate(MOVE, [slider, frac])
+    page.wait_for_function("n => window.__lat.shown.length > n", arg=shown, timeout=10_000)
+    time.sleep(0.05)
+    return page.evaluate("() => window.__lat.shown[window.__lat.shown.length - 1]") - t0
+
+
+# A drag as Chromium delivers it: one `input` event per display frame (~60 Hz; Chromium aligns mouse
+# events to frames), the value sweeping the range once.
+DRAG = """([slider, ms]) => new Promise(resolve => {
+  const r = document.querySelector(slider + ' input[type=range]');
+  const lo = parseFloat(r.min), hi = parseFloat(r.max), step = parseFloat(r.step) || 0.01;
+  const t0 = performance.now();
+  const id = setInterval(() => {
+    const f = (performance.now() - t0) / ms;
+    if (f >= 1) { clearInterval(id); resolve([t0, performance.now()]); return; }
+    r.value = String(Math.round((lo + (hi - lo) * (0.02 + 0.96 * f)) / step) * step);
+    r.dispatchEvent(new Event('input', {bubbles: true}));
+  }, 1000 / 60);
+})"""
+
+
+def drag(page, slider: str, seconds: float) -> tuple[float, float, int]:
+    """Drag a slider across its range for `seconds`. Returns (new images shown per second, input events
+    per second, images shown)."""
+    page.evaluate(INSTRUMENT, [slider, "#sl-vae", "#live-vae"])
+    time.sleep(0.3)
+    t0, t1 = page.evaluate(DRAG, [slider, seconds * 1000])
+    time.sleep(1.0)
+    w = page.evaluate("() => window.__lat")
+    dur = (t1 - t0) / 1000
+    shown = [t for t in w["shown"] if t0 <= t <= t1]
+    inputs = [t for t in w["inputs"] if t0 <= t <= t1]
+    return len(shown) / dur, len(inputs) / dur, len(shown)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--moves", type=int, default=40, help="slider moves and no-op clicks (>= 30)")
+    p.add_argument("--drag-seconds", type=float, default=3.0)
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    app = RunningApp(name="browser-bench")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(app.url)
+            open_sliders(page)
+            live = page.evaluate(INSTRUMENT, ["#vae-s0", "#sl-vae", "#live-vae"])
+            for i in range(10):  # warm-up
+                slider_move(page, "#vae-s0", 1000 + i)
+                page.evaluate(NOOP)
+            moves, noops = [], []
+            for i in range(args.moves):  # interleaved, so both see the same machine
+                moves.append(slider_move(page, "#vae-s0", i))
+                noops.append(page.evaluate(NOOP))
+            rate, input_rate, n_shown = drag(page, "#vae-s2", args.drag_seconds)
+            browser.close()
+    finally:
+        app.stop()
+    shown_by = "the page's live canvas (decoded in the browser)" if live else "the server's image"
+    print(f"new pixels shown by {shown_by}")
+    print(f"slider input -> new pixels shown: median {statistics.median(moves):.1f} ms, p90 {pct(moves, 90):.1f} ms "
+          f"over {len(moves)} moves (goal: median <= 50 ms)")
+    print(f"browser no-op floor (click -> answer in the page, same transport): median "
+          f"{statistics.median(noops):.1f} ms, p90 {pct(noops, 90):.1f} ms over {len(noops)} clicks; "
+          f"slider / floor = {statistics.median(moves) / statistics.median(noops):.2f}")
+    print(f"drag for {args.drag_seconds:g} s: {rate:.1f} new images shown per second ({n_shown} in all) from "
+          f"{input_rate:.0f} input events per second (goal: >= 20 updates per second)")
+
+
+if __name__ == "__main__":
+    main()
