@@ -113,20 +113,73 @@ def test_interpolate_tab(page):
     shot(page, "tab-interpolate")
 
 
-def test_move_a_slider(page):
+def canvas_gray(pg, elem: str) -> np.ndarray:
+    """The pixels drawn on a canvas (its own resolution, not the screen's), as a uint8 (H, W) array."""
+    h, w, data = pg.evaluate("""sel => { const c = document.querySelector(sel);
+        return [c.height, c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""",
+                             elem)
+    return np.asarray(data, np.uint8).reshape(h, w, 4)[..., 0]
+
+
+def test_move_a_slider_with_the_keyboard(page, client):
+    """Slider moves are decoded in the page (static/live_decoder.js): the pixels on screen change, and they
+    are the server's decode of the same slider values (its /slide endpoint) to within one grey level."""
     open_tab(page, "Latent sliders")
-    wait_src(page, "#sl-vae")
-    before, old = pixels(page, "#sl-vae"), src(page, "#sl-vae")
+    page.wait_for_function("() => document.body.classList.contains('live-decoding') && window.latentLive.frames > 0")
+    assert page.locator("#live-vae").is_visible() and not page.locator("#sl-vae").is_visible()
+    time.sleep(0.5)
+    canvas = page.locator("#live-vae")
+    before_screen, before = screen_pixels(canvas), canvas_gray(page, "#live-vae")
+    frames = page.evaluate("() => window.latentLive.frames")
     rng = page.locator("#vae-s0 input[type=range]")
     lo, hi, value = float(rng.get_attribute("min")), float(rng.get_attribute("max")), float(rng.input_value())
     key = "ArrowRight" if hi - value > value - lo else "ArrowLeft"  # towards the farther end
     rng.focus()
-    for _ in range(40):
+    for _ in range(60):
         page.keyboard.press(key)
-    wait_src(page, "#sl-vae", old)
-    time.sleep(1.0)  # let the last queued move land
-    assert differs(before, pixels(page, "#sl-vae"))
+    page.wait_for_function("n => window.latentLive.frames > n", arg=frames)
+    time.sleep(0.5)  # the last key's frame
+    assert differs(before_screen, screen_pixels(canvas))
+    after = canvas_gray(page, "#live-vae")
+    assert after.shape == (28, 28) and np.abs(after.astype(int) - before).max() > 30
+
+    values = page.evaluate("""() => ['ae-s', 'vae-s'].flatMap(p => [...Array(16).keys()].map(k =>
+        parseFloat(document.querySelector(`#${p}${k} input[type=range]`).value)))""")
+    ae_path, vae_path = client.predict("mnist", *values, api_name="/slide")
+    for path, elem in ((ae_path, "#live-ae"), (vae_path, "#live-vae")):
+        server = np.asarray(Image.open(path))[::4, ::4].astype(int)  # the server upscales 28x28 by 4
+        assert np.abs(server - canvas_gray(page, elem)).max() <= 1, elem
     shot(page, "tab-sliders")
+
+
+def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
+    """A browser that cannot run the live decoder (here: TensorFlow.js blocked) sees the server's decodes."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a second visitor
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.route("**/tf-core.min.js", lambda route: route.abort())
+        pg.goto(app.url)
+        wait_src(pg, "#current")
+        open_tab(pg, "Latent sliders")
+        wait_src(pg, "#sl-vae")
+        time.sleep(1.0)
+        assert pg.evaluate("() => !document.body.classList.contains('live-decoding') && !!window.latentLive.error")
+        assert pg.locator("#sl-vae").is_visible() and not pg.locator("#live-vae").is_visible()
+        before, old = pixels(pg, "#sl-vae"), src(pg, "#sl-vae")
+        rng = pg.locator("#vae-s0 input[type=range]")
+        rng.scroll_into_view_if_needed()
+        box = rng.bounding_box()
+        pg.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # a click = a move + release
+        wait_src(pg, "#sl-vae", old)
+        assert differs(before, pixels(pg, "#sl-vae"))
+    finally:
+        context.close()
+
+
+def screen_pixels(loc) -> np.ndarray:
+    """Screenshot of an element as it is on screen, as an RGB array."""
+    return np.asarray(Image.open(io.BytesIO(loc.screenshot())).convert("RGB"), np.int16)
 
 
 def test_click_on_the_map(page):
@@ -227,6 +280,7 @@ def test_switch_dataset(page):
     assert differs(before_cur, pixels(page, "#current"))
     assert differs(before_map, pixels(page, "#map-vae"))
     assert "Trouser" in page.locator("#legend").inner_text()
+    page.wait_for_function("() => window.latentLive.spec && window.latentLive.spec.dataset === 'fashion-mnist'")
     shot(page, "fashion-map")
     open_tab(page, "Reconstruct")
     shot(page, "fashion-reconstruct")
