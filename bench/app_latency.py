@@ -1,7 +1,8 @@
 """App latency: start-up, map placement, slider vs no-op round trip, and (--load) 20 concurrent clients.
 
     python bench/app_latency.py            # start-up, placement, slider vs noop
-    python bench/app_latency.py --load     # also 20 gradio_client clients x 50 mixed requests
+    python bench/app_latency.py --load     # also 20 gradio_client clients x 50 mixed requests, and a burst
+                                           # of 200 requests from 50 threads at once (half identical)
 
 Uses LATENT_EXPLORER_CHECKPOINTS like the app (default: checkpoints/ next to app.py).
 """
@@ -240,6 +241,63 @@ def bench_load(url: str, image: str, clients: int = 20, requests: int = 50) -> N
         print("  failure:", f)
 
 
+def bench_burst(url: str, image: str, n: int = 200, threads: int = 50) -> None:
+    """A burst of n requests from `threads` threads at once, one gradio_client session per thread, over
+    mixed endpoints; half of the requests are identical (the same /slide, /sample and /init answers, so the
+    same image files are served to many responses at once). Every returned file is fetched."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    clients = [Client(url, verbose=False, download_files=False) for _ in range(threads)]
+    values, ranges = slider_payload(clients[0], image)
+    identical = [
+        lambda c, i: c.predict("mnist", *[0.0] * 32, api_name="/slide"),
+        lambda c, i: c.predict("mnist", 0, 1.0, api_name="/sample"),
+        lambda c, i: c.predict("mnist", api_name="/init"),
+    ]
+    distinct = [
+        lambda c, i: c.predict("mnist", *moved(values, ranges, (i * 0.618) % 1), api_name="/slide"),
+        lambda c, i: c.predict("mnist", 1000 + i, 1.0, api_name="/sample"),
+        lambda c, i: c.predict("mnist", handle_file(image), i, api_name="/reconstruct"),
+        lambda c, i: c.predict("mnist", i, api_name="/pick_test"),
+    ]
+    calls = [identical[i % 3] if i % 2 == 0 else distinct[i % 4] for i in range(n)]
+
+    def urls(v) -> list[str]:
+        if isinstance(v, dict):
+            return [v["url"]] if v.get("path") and v.get("url") else [u for x in v.values() for u in urls(x)]
+        return [u for x in v for u in urls(x)] if isinstance(v, (list, tuple)) else []
+
+    latencies, failures, lock = [], [], threading.Lock()
+    start = threading.Barrier(threads)
+
+    def worker(k: int) -> None:
+        start.wait()  # all threads fire at once
+        with httpx.Client() as http:
+            for i in range(k, n, threads):
+                t = time.perf_counter()
+                try:
+                    for u in urls(calls[i](clients[k], i)):
+                        http.get(u).raise_for_status()
+                    with lock:
+                        latencies.append((time.perf_counter() - t) * 1000)
+                except Exception as e:
+                    with lock:
+                        failures.append(repr(e)[:200])
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    t0 = time.perf_counter()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    print(f"burst: {n} requests from {threads} threads at once (half identical), every returned file fetched, "
+          f"in {time.perf_counter() - t0:.1f} s: {len(latencies)} ok, {len(failures)} failed; "
+          f"p50 {pct(latencies, 50):.0f} ms, p95 {pct(latencies, 95):.0f} ms")
+    for f in failures[:5]:
+        print("  failure:", f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=60, help="slider and noop calls each (median over them)")
@@ -267,6 +325,7 @@ def main() -> None:
         bench_file_get(app.url, image)
         if args.load:
             bench_load(app.url, image)
+            bench_burst(app.url, image)
     finally:
         app.stop()
 

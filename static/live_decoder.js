@@ -13,6 +13,7 @@
     values: {},        // prefix -> slider values in display order
     dirty: new Set(),  // prefixes to decode at the next frame
     frames: 0,         // decodes drawn so far
+    decodeMs: [],      // time of the last decodes (decode + draw), for bench/browser_latency.py
     error: null,
   });
 
@@ -128,7 +129,10 @@
       const z = new Float32Array(m.latent_dim);
       m.order.forEach((d, k) => (z[d] = values[k]));  // slider k shows latent dimension order[k]
       if (!z.every(Number.isFinite)) continue;
+      const t = performance.now();
       draw(canvas, run(dec, z), dec.shape);
+      live.decodeMs.push(performance.now() - t);
+      if (live.decodeMs.length > 500) live.decodeMs.shift();
       live.frames++;
     }
   }
