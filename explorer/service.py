@@ -32,7 +32,9 @@ def as_input(image) -> np.ndarray:
 
 def as_seed(value) -> int:
     """Any whole number a person can type (negative, or far beyond 2**64) -> an int seed; else a clear message."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise InputError(f"The seed must be a whole number, got {value!r}.")
+    if isinstance(value, (int, np.integer)):
         return int(value)
     try:
         f = float(value)

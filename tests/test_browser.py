@@ -151,6 +151,12 @@ def test_move_a_slider_with_the_keyboard(page, client):
         assert np.abs(server - canvas_gray(page, elem)).max() <= 1, elem
     shot(page, "tab-sliders")
 
+    frames = page.evaluate("() => window.latentLive.frames")
+    page.locator("#reset-btn").click()  # the server sets the sliders back to the encoded input; the page redraws
+    page.wait_for_function("n => window.latentLive.frames > n", arg=frames)
+    time.sleep(0.5)
+    assert np.abs(canvas_gray(page, "#live-vae").astype(int) - before).max() <= 1
+
 
 def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
     """A browser that cannot run the live decoder (here: TensorFlow.js blocked) sees the server's decodes."""
