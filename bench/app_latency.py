@@ -273,7 +273,7 @@ def bench_burst(url: str, image: str, n: int = 200, threads: int = 50) -> None:
 
     def worker(k: int) -> None:
         start.wait()  # all threads fire at once
-        with httpx.Client() as http:
+        with httpx.Client(timeout=60) as http:
             for i in range(k, n, threads):
                 t = time.perf_counter()
                 try:

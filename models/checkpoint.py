@@ -86,21 +86,21 @@ def write_metrics(directory: str | os.PathLike, metrics: dict) -> None:
     atomic_write_text(Path(directory) / METRICS_NAME, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
-def read_config(directory: str | os.PathLike) -> ModelConfig:
+def read_config(directory: str | os.PathLike, config_class=ModelConfig):
     path = Path(directory) / CONFIG_NAME
     if not Path(directory).is_dir():
         raise CheckpointError(f"checkpoint folder {directory} does not exist; {REGENERATE_HINT}")
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; {REGENERATE_HINT}")
     try:
-        return ModelConfig.from_dict(json.loads(path.read_text()))
+        return config_class.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path} is not a valid model config ({e}); {REGENERATE_HINT}") from None
 
 
-def load_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):
+def load_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", config_class=ModelConfig):
     """Strict load: every weight present, every shape matching the config, or CheckpointError."""
-    config = read_config(directory)
+    config = read_config(directory, config_class)
     path = Path(directory) / WEIGHTS_NAME
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; {REGENERATE_HINT}")

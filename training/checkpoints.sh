@@ -20,6 +20,9 @@ stream_b() {
     train --dataset $ds --bottleneck ae --latent-dim 2 --epochs 3 --threads 1 --out "$OUT/$ds/ae-2"
     train --dataset $ds --bottleneck vae --latent-dim 2 --epochs 3 --kl-warmup-steps 430 --threads 1 --out "$OUT/$ds/vae-2"
   done
+  for ds in mnist fashion-mnist; do  # the scorecard's judge (~12-20 min each on one thread)
+    "$PY" -m training.classifier --dataset $ds --data-root "$DATA" --epochs 12 --seed 0 --threads 1 --out "$OUT/$ds/classifier"
+  done
 }
 if [ "${SKIP_TRAIN:-0}" != 1 ]; then
   stream_a > "${LOG_DIR:-/tmp}/train-stream-a.log" 2>&1 &
@@ -42,5 +45,12 @@ if [ "${SKIP_EVAL:-0}" != 1 ]; then
   done
   for m in fashion-mnist/ae-16 fashion-mnist/vae-16 fashion-mnist/ae-2 fashion-mnist/vae-2; do
     "$PY" -m training.evaluate "$OUT/$m" --data-root "$DATA" --k 100
+  done
+fi
+
+# The scorecard of every model of each dataset (needs the atlas, the classifier and the evaluated models).
+if [ "${SKIP_SCORECARD:-0}" != 1 ]; then
+  for ds in mnist fashion-mnist; do
+    "$PY" -m training.scorecard --dataset $ds --data-root "$DATA" --checkpoints "$OUT"
   done
 fi

@@ -1,0 +1,192 @@
+"""The scorecard's metrics and its classifier, each against an independent reference or a known answer."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from models import CheckpointError
+from models.classifier import Classifier, ClassifierConfig
+from training.classifier import accuracy, random_shift, train_classifier
+from training.metrics import (frechet_distance, frechet_distance_features, knn_radii, manifold_coverage, ood_metrics,
+                              precision_recall)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fd_reference(mu1, s1, mu2, s2) -> float:
+    """The FID reference code's formula, with scipy.linalg.sqrtm of the non-symmetric product."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def random_cov(rng, d: int) -> np.ndarray:
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+def test_frechet_distance_matches_the_sqrtm_formula():
+    rng = np.random.default_rng(0)
+    for d in (1, 4, 16):
+        mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+        s1, s2 = random_cov(rng, d), random_cov(rng, d)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(fd_reference(mu1, s1, mu2, s2), rel=1e-7, abs=1e-9)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-9)
+
+
+def test_frechet_distance_of_diagonal_gaussians_in_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    sd1, sd2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 2.0, 1.5])
+    expected = ((mu1 - mu2) ** 2).sum() + ((sd1 - sd2) ** 2).sum()  # 2-Wasserstein between diagonal Gaussians
+    assert frechet_distance(mu1, np.diag(sd1**2), mu2, np.diag(sd2**2)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_frechet_distance_of_samples_converges_to_the_gaussians():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1, (20000, 3))
+    b = rng.normal([1, 0, 0], [2, 1, 1], (20000, 3))
+    assert frechet_distance_features(a, b) == pytest.approx(1 + 1, rel=0.05)  # 1^2 + (2 - 1)^2
+
+
+def test_precision_and_recall_on_hand_made_sets():
+    real = np.arange(10.0)[:, None]  # 0..9 on a line; with k = 1 every ball has radius 1
+    assert precision_recall(real, real.copy(), k=1) == (1.0, 1.0)
+    assert precision_recall(real, real + 100, k=1) == (0.0, 0.0)
+    p, r = precision_recall(real, np.array([[0.0], [1.0], [2.0]]), k=1)
+    assert p == 1.0 and r == pytest.approx(0.4)  # real 0..3 lie within 1 of a generated point
+    p, r = precision_recall(real, np.array([[0.5], [4.2], [50.0], [60.0]]), k=1)
+    assert p == pytest.approx(0.5)  # 0.5 and 4.2 are within 1 of a real point; 50 and 60 are not
+    # k = 3: the ball around 9 has radius 3 (its third neighbour is 6); 12 is in it, 12.5 in none
+    assert manifold_coverage(np.array([[12.0], [12.5]]), real, knn_radii(real, k=3)) == pytest.approx(0.5)
+
+
+def test_ood_metrics_on_known_scores():
+    m = ood_metrics(np.array([0.0, 1, 2, 3]), np.array([2.5, 4, 5, 6]))
+    assert m["auroc"] == pytest.approx(15 / 16)  # 15 of the 16 (in, out) pairs are ordered right
+    assert m["fpr_at_95_tpr"] == pytest.approx(0.25)  # catching all 4 OOD scores lets 3 (of 4 in) through
+    perfect = ood_metrics(np.zeros(50), np.ones(50))
+    assert perfect == {"auroc": 1.0, "fpr_at_95_tpr": 0.0}
+    flipped = ood_metrics(np.ones(50), np.zeros(50))
+    assert flipped["auroc"] == 0.0 and flipped["fpr_at_95_tpr"] == 1.0
+
+
+def test_random_shift_moves_whole_images_within_the_limit():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(64, 1, 12, 12)
+    x[:, :, 5:7, 4:8] = torch.rand(64, 1, 2, 4) + 0.5  # content away from the border
+    y = random_shift(x, 2, g)
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing lost or added
+    shifts = set()
+    for i in range(64):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(torch.roll(x[i], (dy, dx), (1, 2)), y[i])]
+        assert found, i
+        shifts.add(found[0])
+    assert len(shifts) > 10  # many different shifts, not one
+
+
+def test_classifier_learns_a_separable_toy_problem_and_saves(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    n = 256
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    images[labels == 0, 4:12, 4:24] = 255  # class 0: a bar at the top; class 1: at the bottom
+    images[labels == 1, 16:24, 4:24] = 255
+    config = ClassifierConfig(num_classes=2, channels=4, feature_dim=8)
+    model, history = train_classifier(config, images, labels, epochs=3, batch_size=32, max_shift=0, log=lambda _: None)
+    assert accuracy(model, images, labels) == 1.0 and len(history) == 3
+    model.save_pretrained(tmp_path / "clf", {"test_accuracy": 1.0})
+    again = Classifier.from_pretrained(tmp_path / "clf")
+    x = images[:8].unsqueeze(1).float() / 255
+    torch.testing.assert_close(again(x), model(x), atol=2e-2, rtol=0)  # float16 storage
+    assert again.features(x).shape == (8, 8)
+    (tmp_path / "clf" / "config.json").write_text('{"kind": "autoencoder"}')
+    with pytest.raises(CheckpointError, match="config"):
+        Classifier.from_pretrained(tmp_path / "clf")
+
+
+@pytest.mark.parametrize("args,message", [(["--epochs", "0"], "--epochs must be >= 1"),
+                                          (["--channels", "0"], "channels must be a positive integer"),
+                                          (["--dataset", "cifar"], "invalid choice")])
+def test_classifier_cli_bad_flags(tmp_path, args, message):
+    r = subprocess.run([sys.executable, "-m", "training.classifier", "--out", str(tmp_path / "c"), *args], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---- the scorecard CLI on tiny data ------------------------------------------------------------------
+def make_checkpoints(tmp_path) -> Path:
+    """A tiny checkpoints/mnist/ with an AE, a VAE (untrained: the pipeline, not the figures, is tested)
+    and a classifier, next to synthetic MNIST-format data."""
+    from models import Autoencoder, ModelConfig
+    from tests.fake_data import write_fake_mnist
+
+    write_fake_mnist(tmp_path / "data", n_train=300, n_test=60)
+    folder = tmp_path / "ckpt" / "mnist"
+    torch.manual_seed(0)
+    for name, bottleneck in (("ae-2", "ae"), ("vae-2", "vae")):
+        Autoencoder(ModelConfig(bottleneck=bottleneck, latent_dim=2, channels=4, hidden_dim=16)).save_pretrained(folder / name)
+    Classifier(ClassifierConfig(channels=4, feature_dim=8)).eval().save_pretrained(folder / "classifier", {"test_accuracy": 0.5})
+    return tmp_path
+
+
+def run_scorecard(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training.scorecard", "--dataset", "mnist", "--data-root",
+                           str(root / "data"), "--checkpoints", str(root / "ckpt"), "--samples", "50",
+                           "--labels-per-class", "5", *extra], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
+    import json
+
+    from training.scorecard import PRIMARY, TASKS
+
+    root = make_checkpoints(tmp_path)
+    r = run_scorecard(root)
+    assert r.returncode == 0, r.stderr
+    path = root / "ckpt" / "mnist" / "scorecard.json"
+    card = json.loads(path.read_text())
+    assert set(card["models"]) == {"ae-2", "vae-2"}  # the classifier folder is not a model
+    for name, m in card["models"].items():
+        assert set(m["tasks"]) == set(TASKS) and m["latent_dim"] == 2
+        assert 0 <= m["tasks"]["generation"]["prior"]["precision"] <= 1
+        assert all(v["mse_to_clean"] >= 0 for v in m["tasks"]["denoising"].values())
+    assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
+    assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
+    # verdicts follow the figures: the winner has the best primary figure
+    for task, (path_, better) in PRIMARY.items():
+        v = card["verdicts"][task]["2"]
+        values = dict(v["ranking"])
+        best = min(values.values()) if better == "lower" else max(values.values())
+        assert values[v["winner"]] == best and set(values) == {"ae-2", "vae-2"}
+    assert card["protocol"]["samples"] == 50 and "torch" in card["versions"]
+
+    before = card["models"]["vae-2"]["tasks"]["generation"]
+    r = run_scorecard(root, "--models", "ae-2", "--tasks", "denoising")
+    assert r.returncode == 0, r.stderr
+    again = json.loads(path.read_text())
+    assert again["models"]["vae-2"]["tasks"]["generation"] == before  # kept, not recomputed or dropped
+    assert again["seconds"]["last_run_tasks"] == ["denoising"]
+
+
+@pytest.mark.parametrize("extra,message", [(("--tasks", "dancing"), "unknown"), (("--models", "gan-7"), "unknown"),
+                                           (("--samples", "1"), "must be >= 2")])
+def test_scorecard_bad_flags_are_one_line(tmp_path, extra, message):
+    root = make_checkpoints(tmp_path)
+    r = run_scorecard(root, *extra)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_scorecard_without_a_classifier_says_what_to_do(tmp_path):
+    import shutil
+
+    root = make_checkpoints(tmp_path)
+    shutil.rmtree(root / "ckpt" / "mnist" / "classifier")
+    r = run_scorecard(root)
+    assert r.returncode == 1 and "classifier" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,344 @@
+"""The scorecard: every model of a dataset, measured on the tasks where an AE and a VAE differ.
+
+    python -m training.scorecard --dataset mnist --data-root ../shared/data [--models ae-16,vae-16] [--tasks generation]
+
+Scores every model folder of checkpoints/<dataset>/ (config.json + model.safetensors of an autoencoder;
+models added later included) and writes checkpoints/<dataset>/scorecard.json: each figure, the protocol,
+seeds, library versions and the time taken. With --models or --tasks, only those entries are recomputed
+and the rest of an existing scorecard.json is kept. Verdicts (which model wins each task, by how much)
+are computed from the figures, per latent size, never written by hand.
+
+Tasks (TASKS below), on the full 10,000-image test set:
+  reconstruction  the evaluator's MSE per pixel and nats per image (training.evaluate.evaluate_images)
+  generation      10,000 samples from the prior at temperature 1 (and, for an AE, from the Gaussian mixture
+                  fitted to its training codes, stored in the atlas): Fréchet distance to the test set and
+                  precision/recall (k = 3), in the penultimate features of the shipped classifier
+  denoising       Gaussian noise (sigma 0.2, 0.5) and 20 % salt-and-pepper, clipped to [0, 1]: MSE of the
+                  reconstruction of the noisy image to the clean one
+  representation  kNN (k = 5) and logistic-regression accuracy from the latent means, with 100 labels per
+                  class (10 random draws: mean and std) and with all 60,000 labels; PCA of the same size and
+                  raw pixels as baselines
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models import Autoencoder, CheckpointError, ModelConfig
+from models.checkpoint import atomic_write_text, read_metrics
+from models.classifier import Classifier
+
+from .cli import OneLineParser, fail
+from .data import DATASETS, DataError, load_split, to_float
+from .evaluate import checkpoint_dataset, evaluate_images, pca_fit
+from .metrics import frechet_distance_features, precision_recall
+
+SEED = 0
+N_SAMPLES = 10_000
+LABELS_PER_CLASS, LABEL_DRAWS = 100, 10
+NOISES = {"gaussian_0.2": ("gaussian", 0.2), "gaussian_0.5": ("gaussian", 0.5), "salt_pepper_0.2": ("salt_pepper", 0.2)}
+
+
+@dataclass
+class Context:
+    """What every task needs, loaded once per dataset."""
+
+    dataset: str
+    test_x: torch.Tensor  # uint8 (N, H, W)
+    test_y: np.ndarray
+    train_x: torch.Tensor
+    train_y: np.ndarray
+    classifier: Classifier
+    atlas: dict
+    folders: dict[str, Path]  # model name -> checkpoint folder
+    samples: int = N_SAMPLES  # generated images per sampler
+    labels_per_class: int = LABELS_PER_CLASS
+    cache: dict = field(default_factory=dict)
+
+    def features(self, images: torch.Tensor) -> np.ndarray:
+        """Classifier features of float (N, 1, H, W) images in [0, 1]."""
+        with torch.inference_mode():
+            return torch.cat([self.classifier.features(b) for b in images.split(1000)]).numpy()
+
+    def test_features(self) -> np.ndarray:
+        if "test_features" not in self.cache:
+            self.cache["test_features"] = self.features(to_float(self.test_x))
+        return self.cache["test_features"]
+
+
+# ---- the tasks: (context, name, model) -> figures ------------------------------------------------
+def reconstruction(ctx: Context, name: str, model: Autoencoder) -> dict:
+    binarize = checkpoint_dataset(ctx.folders[name], read_metrics(ctx.folders[name]))[1]  # as the evaluator
+    r = evaluate_images(model, ctx.test_x, binarize=binarize, k=1, seed=SEED)
+    return {"mse_per_pixel": r["mse_per_pixel"], "nats_per_image": r["recon_per_image"], "binarized": r["binarized"]}
+
+
+@torch.inference_mode()
+def decode(model: Autoencoder, z: np.ndarray) -> torch.Tensor:
+    return torch.cat([model.decode_image(b) for b in torch.from_numpy(np.asarray(z, np.float32)).split(1000)])
+
+
+def generation(ctx: Context, name: str, model: Autoencoder) -> dict:
+    from explorer.latent import gmm_sample
+
+    rng = np.random.default_rng(SEED)
+    d = model.config.latent_dim
+    samplers = {"prior": rng.standard_normal((ctx.samples, d))}
+    gmm = {k: ctx.atlas.get(f"{name}__gmm_{k}") for k in ("weights", "means", "covariances")}
+    if all(v is not None for v in gmm.values()):
+        samplers["gmm"] = gmm_sample(gmm["weights"], gmm["means"], gmm["covariances"], ctx.samples, rng)
+    real = ctx.test_features()
+    out = {}
+    for sampler, z in samplers.items():
+        fake = ctx.features(decode(model, z))
+        precision, recall = precision_recall(real, fake, k=3)
+        out[sampler] = {"fd": frechet_distance_features(real, fake), "precision": precision, "recall": recall}
+    return out
+
+
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator) -> torch.Tensor:
+    """float (N, 1, H, W) in [0, 1] -> a noisy copy, clipped to [0, 1]."""
+    if kind == "gaussian":
+        return (x + level * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    u = torch.rand(x.shape, generator=generator)
+    salt = (torch.rand(x.shape, generator=generator) < 0.5).float()
+    return torch.where(u < level, salt, x)  # a share `level` of pixels set to 0 or 1
+
+
+def denoising(ctx: Context, name: str, model: Autoencoder) -> dict:
+    clean = to_float(ctx.test_x)
+    out = {}
+    for key, (kind, level) in NOISES.items():
+        noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(SEED))
+        with torch.inference_mode():
+            recon = torch.cat([model.decode_image(model.encode(b).mode()) for b in noisy.split(1000)])
+        out[key] = {"mse_to_clean": float((recon - clean).pow(2).mean()),
+                    "noisy_input_mse": float((noisy - clean).pow(2).mean())}
+    return out
+
+
+def probe(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, per_class: int) -> dict:
+    """Test accuracy of kNN (k = 5) and logistic regression on standardized features; few labels and all."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def fit_score(clf, idx) -> float:
+        return float(make_pipeline(StandardScaler(), clf).fit(train[idx], train_y[idx]).score(test, test_y))
+
+    rng = np.random.default_rng(SEED)
+    classes = np.unique(train_y)
+    draws = [np.concatenate([rng.choice(np.nonzero(train_y == c)[0], per_class, replace=False) for c in classes])
+             for _ in range(LABEL_DRAWS)]
+    everything = np.arange(len(train))
+    out = {}
+    for key, make in (("knn5", lambda: KNeighborsClassifier(5)), ("logreg", lambda: LogisticRegression(max_iter=2000))):
+        few = [fit_score(make(), idx) for idx in draws]
+        out[key] = {"few_labels_mean": float(np.mean(few)), "few_labels_std": float(np.std(few)),
+                    "all_labels": fit_score(make(), everything)}
+    return out
+
+
+@torch.inference_mode()
+def latent_means(model: Autoencoder, images: torch.Tensor) -> np.ndarray:
+    return torch.cat([model.encode(to_float(b)).mean for b in images.split(1000)]).numpy()
+
+
+def representation(ctx: Context, name: str, model: Autoencoder) -> dict:
+    return probe(latent_means(model, ctx.train_x), ctx.train_y, latent_means(model, ctx.test_x), ctx.test_y,
+                 ctx.labels_per_class)
+
+
+def representation_baselines(ctx: Context, dims: list[int]) -> dict:
+    """The same probes on PCA codes of each latent size and on raw pixels."""
+    train = to_float(ctx.train_x).flatten(1).double()
+    test = to_float(ctx.test_x).flatten(1).double()
+    out = {}
+    for d in sorted(set(dims)):
+        mu, v = pca_fit(train, d)
+        out[f"pca-{d}"] = probe(((train - mu) @ v).numpy(), ctx.train_y, ((test - mu) @ v).numpy(), ctx.test_y,
+                                ctx.labels_per_class)
+    out["pixels"] = probe(train.float().numpy(), ctx.train_y, test.float().numpy(), ctx.test_y, ctx.labels_per_class)
+    return out
+
+
+TASKS: dict[str, Callable[[Context, str, Autoencoder], dict]] = {
+    "reconstruction": reconstruction, "generation": generation, "denoising": denoising,
+    "representation": representation,
+}
+# task -> (figure path, "lower"/"higher" is better): the figure a verdict compares
+PRIMARY = {
+    "reconstruction": (("mse_per_pixel",), "lower"),
+    "generation": (("prior", "fd"), "lower"),
+    "denoising": (("gaussian_0.5", "mse_to_clean"), "lower"),
+    "representation": (("logreg", "few_labels_mean"), "higher"),
+}
+
+
+# ---- models, verdicts, the file ------------------------------------------------------------------
+def find_models(folder: Path) -> dict[str, Path]:
+    """Every autoencoder checkpoint folder under `folder` (the classifier and anything else are skipped)."""
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        cfg = sub / "config.json"
+        if not (cfg.is_file() and (sub / "model.safetensors").is_file()):
+            continue
+        try:
+            ModelConfig.from_dict(json.loads(cfg.read_text()))
+        except (ValueError, TypeError):
+            continue
+        out[sub.name] = sub
+    return out
+
+
+def dig(d: dict, path: tuple[str, ...]):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def verdicts(models: dict) -> dict:
+    """Per task and latent size: every model's primary figure, the winner, and its margin over the runner-up."""
+    out: dict = {}
+    for task, (path, better) in PRIMARY.items():
+        groups: dict[str, list] = {}
+        for name, m in models.items():
+            value = dig(m.get("tasks", {}).get(task, {}), path)
+            if value is not None:
+                groups.setdefault(str(m["latent_dim"]), []).append((name, value))
+        for dim, rows in groups.items():
+            rows.sort(key=lambda r: r[1], reverse=better == "higher")
+            v = {"figure": ".".join(path), "better": better, "ranking": rows, "winner": rows[0][0]}
+            if len(rows) > 1:
+                best, second = rows[0][1], rows[1][1]
+                v["margin"] = abs(best - second)
+                v["ratio"] = (second / best) if better == "lower" and best else (best / second if second else None)
+            out.setdefault(task, {})[dim] = v
+    return out
+
+
+def versions() -> dict:
+    import scipy
+    import sklearn
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def parse_list(text: str | None, allowed, what: str, p: argparse.ArgumentParser) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        p.error(f"--{what}: unknown {bad or text!r}; choose from {sorted(allowed)}")
+    return items
+
+
+def main(argv: list[str] | None = None) -> None:
+    prog = "python -m training.scorecard"
+    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+    p.add_argument("--data-root", default="./data", help="folder holding MNIST/raw or FashionMNIST/raw")
+    p.add_argument("--checkpoints", default=str(Path(__file__).resolve().parent.parent / "checkpoints"))
+    p.add_argument("--models", help="comma-separated model folder names (default: every model)")
+    p.add_argument("--tasks", help=f"comma-separated, from {', '.join(TASKS)} (default: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--samples", type=int, default=N_SAMPLES, help="generated images per sampler")
+    p.add_argument("--labels-per-class", type=int, default=LABELS_PER_CLASS, help="the few-labels probes")
+    args = p.parse_args(argv)
+    for flag in ("samples", "labels_per_class"):
+        if getattr(args, flag) < 2:
+            p.error(f"--{flag.replace('_', '-')} must be >= 2, got {getattr(args, flag)}")
+    folder = Path(args.checkpoints) / args.dataset
+    if not folder.is_dir():
+        fail(prog, f"{folder} does not exist: train the models first (`make checkpoints`).")
+    found = find_models(folder)
+    names = parse_list(args.models, found, "models", p) or list(found)
+    tasks = parse_list(args.tasks, TASKS, "tasks", p) or list(TASKS)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not names:
+        fail(prog, f"no model folders (config.json + model.safetensors) in {folder}.")
+    try:
+        classifier = Classifier.from_pretrained(folder / "classifier")
+        models = {n: Autoencoder.from_pretrained(found[n]) for n in names}
+    except CheckpointError as e:
+        fail(prog, str(e))
+    try:
+        train_x, train_y = load_split(args.dataset, args.data_root, train=True)
+        test_x, test_y = load_split(args.dataset, args.data_root, train=False)
+    except DataError as e:
+        fail(prog, str(e))
+    atlas_path = folder / "atlas.npz"
+    atlas = dict(np.load(atlas_path, allow_pickle=False)) if atlas_path.is_file() else {}
+    smallest = int(np.bincount(train_y.numpy()).min())
+    if args.labels_per_class > smallest:
+        fail(prog, f"--labels-per-class {args.labels_per_class} is more than the smallest class has ({smallest}).")
+    ctx = Context(args.dataset, test_x, test_y.numpy(), train_x, train_y.numpy(), classifier, atlas, found,
+                  args.samples, args.labels_per_class)
+
+    out_path = folder / "scorecard.json"
+    card = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    card.setdefault("models", {})
+    t_all = time.perf_counter()
+    for name, model in models.items():
+        entry = card["models"].setdefault(name, {})
+        entry.update(latent_dim=model.config.latent_dim, variational=model.config.is_variational)
+        entry.setdefault("tasks", {})
+        entry.setdefault("seconds", {})
+        for task in tasks:
+            t = time.perf_counter()
+            entry["tasks"][task] = TASKS[task](ctx, name, model)
+            entry["seconds"][task] = round(time.perf_counter() - t, 1)
+            print(f"{args.dataset} {name} {task}: {entry['seconds'][task]:.0f} s", flush=True)
+    baselines = card.setdefault("baselines", {})
+    if "representation" in tasks:
+        t = time.perf_counter()
+        baselines["representation"] = representation_baselines(
+            ctx, [m["latent_dim"] for m in card["models"].values()])
+        print(f"{args.dataset} baselines (PCA, pixels): {time.perf_counter() - t:.0f} s", flush=True)
+    if "generation" in tasks:  # the scale of the Fréchet distance: real data against real data, and against noise
+        real = ctx.test_features()
+        half = len(real) // 2
+        g = torch.Generator().manual_seed(SEED)
+        noise = ctx.features(torch.rand((args.samples, 1, *test_x.shape[1:]), generator=g))
+        train_sub = ctx.features(to_float(train_x[torch.randperm(len(train_x), generator=g)[:args.samples]]))
+        baselines["generation"] = {
+            "train_subset": dict(zip(("precision", "recall"), precision_recall(real, train_sub)),
+                                 fd=frechet_distance_features(real, train_sub)),
+            "test_half_vs_other_half": {"fd": frechet_distance_features(real[:half], real[half:])},
+            "uniform_noise": dict(zip(("precision", "recall"), precision_recall(real, noise)),
+                                  fd=frechet_distance_features(real, noise)),
+        }
+    card.update(
+        dataset=args.dataset,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=versions(),
+        classifier={"folder": "classifier",
+                    "test_accuracy": read_metrics(folder / "classifier").get("test_accuracy")},
+        protocol={"seed": SEED, "test_images": len(test_x), "train_images": len(train_x), "samples": args.samples,
+                  "precision_recall_k": 3, "labels_per_class": args.labels_per_class, "label_draws": LABEL_DRAWS,
+                  "noises": {k: list(v) for k, v in NOISES.items()}, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
+        verdicts=verdicts(card["models"]),
+    )
+    card.setdefault("seconds", {})["last_run"] = round(time.perf_counter() - t_all, 1)
+    card["seconds"]["last_run_tasks"] = tasks
+    atomic_write_text(out_path, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {out_path} in {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
