@@ -75,6 +75,15 @@ def test_ood_metrics_on_known_scores():
     assert flipped["auroc"] == 0.0 and flipped["fpr_at_95_tpr"] == 1.0
 
 
+def test_png_bits_measures_complexity():
+    from training.scorecard import png_bits
+
+    flat = torch.zeros(1, 1, 28, 28)
+    noise = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    bits = png_bits(torch.cat([flat, noise]))
+    assert bits[0] < bits[1] and bits[1] > 8 * 28 * 28 * 0.8  # noise hardly compresses; a flat image does
+
+
 def test_random_shift_moves_whole_images_within_the_limit():
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(64, 1, 12, 12)
@@ -139,7 +148,7 @@ def make_checkpoints(tmp_path) -> Path:
 def run_scorecard(root: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "training.scorecard", "--dataset", "mnist", "--data-root",
                            str(root / "data"), "--checkpoints", str(root / "ckpt"), "--samples", "50",
-                           "--labels-per-class", "5", *extra], cwd=ROOT, capture_output=True, text=True)
+                           "--labels-per-class", "5", "--ood-images", "20", "--ood-k", "4", *extra], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
@@ -157,6 +166,12 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
         assert set(m["tasks"]) == set(TASKS) and m["latent_dim"] == 2
         assert 0 <= m["tasks"]["generation"]["prior"]["precision"] <= 1
         assert all(v["mse_to_clean"] >= 0 for v in m["tasks"]["denoising"].values())
+        ood = m["tasks"]["ood"]
+        assert set(ood["pairs"]) == {"fashion-mnist", "uniform_noise", "inverted", "rotated_90"}
+        expected = {"recon_error", "neg_elbo", "nll", "complexity"} if m["variational"] else {"recon_error"}
+        assert set(ood["scores"]) == expected and ood["n_images"] == 20
+        assert all(0 <= f["auroc"] <= 1 for pair in ood["pairs"].values() for f in pair.values())
+        assert len(ood["quantiles"]["test"]["recon_error"]) == 101
     assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
     assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
     # verdicts follow the figures: the winner has the best primary figure

@@ -107,6 +107,26 @@ def pca_mse_per_pixel(train: Tensor, test: Tensor, n_components: int) -> float:
 
 # ---- evaluation of one model on a set of images --------------------------------------------------
 @torch.inference_mode()
+def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generator | None = None,
+                    g_iwae: torch.Generator | None = None, chunk: int | None = None) -> dict[str, Tensor]:
+    """The module docstring's figures for each image of a batch x (B, C, H, W), as (B,) tensors: recon
+    (-log p(x|z=mode)), sq_err (summed over pixels), elbo_recon and kl (one posterior sample), neg_elbo,
+    and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and kl_per_dim (B, D)."""
+    posterior = model.encode(x)
+    params = model.decode(posterior.mode())
+    out = {"recon": -model.log_likelihood(params, x),
+           "sq_err": (mean_image(params, model.config.likelihood) - x).pow(2).flatten(1).sum(1)}
+    z = posterior.sample(g_elbo)
+    out["elbo_recon"] = -model.log_likelihood(model.decode(z), x)
+    out["kl"] = posterior.kl()
+    out["neg_elbo"] = out["elbo_recon"] + out["kl"]
+    out["kl_per_dim"], out["mean"] = posterior.kl_per_dim(), posterior.mean
+    if k >= 1:
+        out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior)
+    return out
+
+
+@torch.inference_mode()
 def evaluate_images(
     model: Autoencoder,
     images: Tensor,
@@ -134,21 +154,12 @@ def evaluate_images(
     chunk = max(1, decode_batch // batch_size)
     bar = tqdm(x_all.split(batch_size), desc=desc, disable=not progress, file=sys.stderr, leave=False)
     for x in bar:
-        x = x.to(device)
-        posterior = model.encode(x)
-        params = model.decode(posterior.mode())
-        sums["recon"] += float(-model.log_likelihood(params, x).sum())
-        sums["sq_err"] += float((mean_image(params, model.config.likelihood) - x).pow(2).sum())
-        z = posterior.sample(g_elbo)
-        elbo_recon = -model.log_likelihood(model.decode(z), x)
-        kl = posterior.kl()
-        sums["elbo_recon"] += float(elbo_recon.sum())
-        sums["kl"] += float(kl.sum())
-        sums["neg_elbo"] += float((elbo_recon + kl).sum())
-        kl_dim += posterior.kl_per_dim().double().sum(0).cpu()
-        means.append(posterior.mean.cpu())
-        if variational:
-            sums["log_px"] += float(iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior).sum())
+        t = per_image_terms(model, x.to(device), k if variational else 0, g_elbo, g_iwae, chunk)
+        for key in sums:
+            if key in t:
+                sums[key] += float(t[key].sum())
+        kl_dim += t["kl_per_dim"].double().sum(0).cpu()
+        means.append(t["mean"].cpu())
     n = len(x_all)
     out = {
         "n_images": n,

@@ -18,6 +18,10 @@ Tasks (TASKS below), on the full 10,000-image test set:
   representation  kNN (k = 5) and logistic-regression accuracy from the latent means, with 100 labels per
                   class (10 random draws: mean and std) and with all 60,000 labels; PCA of the same size and
                   raw pixels as baselines
+  ood             AUROC and FPR at 95 % TPR (OOD = positive) of each anomaly score against the other dataset's
+                  test set, uniform noise, inverted and 90-degree-rotated test images; trimmed to the first
+                  2,000 images of each set (--ood-images), since the VAE's IS-NLL (k = 100) costs 100 decodes
+                  an image
 """
 from __future__ import annotations
 
@@ -38,9 +42,9 @@ from models.checkpoint import atomic_write_text, read_metrics
 from models.classifier import Classifier
 
 from .cli import OneLineParser, fail
-from .data import DATASETS, DataError, load_split, to_float
-from .evaluate import checkpoint_dataset, evaluate_images, pca_fit
-from .metrics import frechet_distance_features, precision_recall
+from .data import DATASETS, DataError, load_split, prepare_batch, to_float
+from .evaluate import checkpoint_dataset, evaluate_images, pca_fit, per_image_terms
+from .metrics import frechet_distance_features, ood_metrics, precision_recall
 
 SEED = 0
 N_SAMPLES = 10_000
@@ -62,6 +66,9 @@ class Context:
     folders: dict[str, Path]  # model name -> checkpoint folder
     samples: int = N_SAMPLES  # generated images per sampler
     labels_per_class: int = LABELS_PER_CLASS
+    ood_images: int = 2000  # images per set for the OOD task (IS-NLL with k samples each)
+    ood_k: int = 100
+    other_test_x: torch.Tensor | None = None  # the other dataset's test images (cross-dataset OOD)
     cache: dict = field(default_factory=dict)
 
     def features(self, images: torch.Tensor) -> np.ndarray:
@@ -126,6 +133,77 @@ def denoising(ctx: Context, name: str, model: Autoencoder) -> dict:
     return out
 
 
+OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}  # the cross-dataset OOD pairs
+
+
+def ood_inputs(ctx: Context) -> dict[str, torch.Tensor]:
+    """uint8 (n, H, W) image sets: the in-distribution test images first, then the OOD sets."""
+    n = ctx.ood_images
+    test = ctx.test_x[:n]
+    g = torch.Generator().manual_seed(SEED)
+    sets = {"test": test}
+    if ctx.other_test_x is not None:
+        sets[OTHER[ctx.dataset]] = ctx.other_test_x[:n]
+    sets["uniform_noise"] = torch.randint(0, 256, test.shape, generator=g, dtype=torch.uint8)
+    sets["inverted"] = 255 - test
+    sets["rotated_90"] = torch.rot90(test, 1, (1, 2)).contiguous()
+    return sets
+
+
+def png_bits(x: torch.Tensor) -> np.ndarray:
+    """Losslessly compressed length (PNG, zlib level 9) of each image (B, 1, H, W) in [0, 1], in bits."""
+    import io
+
+    from PIL import Image
+
+    out = []
+    for img in (x[:, 0] * 255).round().to(torch.uint8).numpy():
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", optimize=True)
+        out.append(8 * buf.tell())
+    return np.asarray(out, np.float64)
+
+
+def ood_scores(ctx: Context, name: str, model: Autoencoder, images: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-image anomaly scores (higher = more anomalous) of uint8 images, preprocessed as the model's test set.
+
+    recon_error: squared error of the reconstruction, summed over pixels (every model); for a VAE also
+    neg_elbo, nll (IWAE, k importance samples) and complexity: NLL in bits minus the PNG length in bits
+    (Serrà et al. 2020, "Input complexity and out-of-distribution detection with likelihood-based generative
+    models", eq. 2: S(x) = -log2 p(x) - L(x))."""
+    binarize = checkpoint_dataset(ctx.folders[name], read_metrics(ctx.folders[name]))[1]
+    x_all = prepare_batch(images, binarize, torch.Generator().manual_seed(SEED))
+    g_elbo, g_iwae = torch.Generator().manual_seed(SEED + 1), torch.Generator().manual_seed(SEED + 2)
+    k = ctx.ood_k if model.config.is_variational else 0
+    terms = [per_image_terms(model, x, k, g_elbo, g_iwae, chunk=max(1, 10_000 // len(x))) for x in x_all.split(100)]
+    out = {"recon_error": torch.cat([t["sq_err"] for t in terms]).double().numpy()}
+    if model.config.is_variational:
+        out["neg_elbo"] = torch.cat([t["neg_elbo"] for t in terms]).double().numpy()
+        out["nll"] = -torch.cat([t["log_px"] for t in terms]).double().numpy()
+        out["complexity"] = out["nll"] / np.log(2) - png_bits(x_all)
+    return out
+
+
+def ood(ctx: Context, name: str, model: Autoencoder) -> dict:
+    sets = ood_inputs(ctx)
+    scores = {key: ood_scores(ctx, name, model, images) for key, images in sets.items()}
+    inside = scores.pop("test")
+    pairs = {key: {s: ood_metrics(inside[s], v[s]) for s in v} for key, v in scores.items()}
+    qs = np.linspace(0, 1, 101)
+    out = {"n_images": len(sets["test"]), "k": ctx.ood_k if model.config.is_variational else None,
+           "scores": list(inside), "pairs": pairs,
+           "mean_scores": {key: {s: float(v.mean()) for s, v in sc.items()} for key, sc in {"test": inside, **scores}.items()},
+           "quantiles": {key: {s: np.quantile(v, qs).tolist() for s, v in sc.items()}
+                         for key, sc in {"test": inside, **scores}.items()}}
+    other = OTHER[ctx.dataset]
+    if other in pairs:
+        best = max(pairs[other], key=lambda s: pairs[other][s]["auroc"])
+        out["best_cross_dataset"] = {"score": best, **pairs[other][best]}
+        if "nll" in inside:  # Nalisnick et al. 2019: can the other dataset look *more* likely than our own?
+            out["other_dataset_nll_below_test_median"] = float((scores[other]["nll"] < np.median(inside["nll"])).mean())
+    return out
+
+
 def probe(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, per_class: int) -> dict:
     """Test accuracy of kNN (k = 5) and logistic regression on standardized features; few labels and all."""
     from sklearn.linear_model import LogisticRegression
@@ -174,7 +252,7 @@ def representation_baselines(ctx: Context, dims: list[int]) -> dict:
 
 TASKS: dict[str, Callable[[Context, str, Autoencoder], dict]] = {
     "reconstruction": reconstruction, "generation": generation, "denoising": denoising,
-    "representation": representation,
+    "representation": representation, "ood": ood,
 }
 # task -> (figure path, "lower"/"higher" is better): the figure a verdict compares
 PRIMARY = {
@@ -182,6 +260,7 @@ PRIMARY = {
     "generation": (("prior", "fd"), "lower"),
     "denoising": (("gaussian_0.5", "mse_to_clean"), "lower"),
     "representation": (("logreg", "few_labels_mean"), "higher"),
+    "ood": (("best_cross_dataset", "auroc"), "higher"),
 }
 
 
@@ -258,8 +337,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--samples", type=int, default=N_SAMPLES, help="generated images per sampler")
     p.add_argument("--labels-per-class", type=int, default=LABELS_PER_CLASS, help="the few-labels probes")
+    p.add_argument("--ood-images", type=int, default=2000, help="images per OOD set (the IS-NLL is the cost)")
+    p.add_argument("--ood-k", type=int, default=100, help="importance samples for the OOD task's NLL")
     args = p.parse_args(argv)
-    for flag in ("samples", "labels_per_class"):
+    for flag in ("samples", "labels_per_class", "ood_images", "ood_k"):
         if getattr(args, flag) < 2:
             p.error(f"--{flag.replace('_', '-')} must be >= 2, got {getattr(args, flag)}")
     folder = Path(args.checkpoints) / args.dataset
@@ -287,8 +368,14 @@ def main(argv: list[str] | None = None) -> None:
     smallest = int(np.bincount(train_y.numpy()).min())
     if args.labels_per_class > smallest:
         fail(prog, f"--labels-per-class {args.labels_per_class} is more than the smallest class has ({smallest}).")
+    other_x = None
+    if "ood" in tasks:
+        try:
+            other_x = load_split(OTHER[args.dataset], args.data_root, train=False)[0]
+        except DataError as e:
+            print(f"no cross-dataset OOD pair: {e}", flush=True)
     ctx = Context(args.dataset, test_x, test_y.numpy(), train_x, train_y.numpy(), classifier, atlas, found,
-                  args.samples, args.labels_per_class)
+                  args.samples, args.labels_per_class, args.ood_images, args.ood_k, other_x)
 
     out_path = folder / "scorecard.json"
     card = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -331,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
                     "test_accuracy": read_metrics(folder / "classifier").get("test_accuracy")},
         protocol={"seed": SEED, "test_images": len(test_x), "train_images": len(train_x), "samples": args.samples,
                   "precision_recall_k": 3, "labels_per_class": args.labels_per_class, "label_draws": LABEL_DRAWS,
-                  "noises": {k: list(v) for k, v in NOISES.items()}, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
+                  "noises": {k: list(v) for k, v in NOISES.items()}, "ood_images": args.ood_images,
+                  "ood_k": args.ood_k, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
         verdicts=verdicts(card["models"]),
     )
     card.setdefault("seconds", {})["last_run"] = round(time.perf_counter() - t_all, 1)
