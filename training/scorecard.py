@@ -47,6 +47,7 @@ from .evaluate import checkpoint_dataset, evaluate_images, pca_fit, per_image_te
 from .metrics import frechet_distance_features, ood_metrics, precision_recall
 
 SEED = 0
+TIE = 0.01  # a relative margin below this is called a tie
 N_SAMPLES = 10_000
 LABELS_PER_CLASS, LABEL_DRAWS = 100, 10
 NOISES = {"gaussian_0.2": ("gaussian", 0.2), "gaussian_0.5": ("gaussian", 0.5), "salt_pepper_0.2": ("salt_pepper", 0.2)}
@@ -304,8 +305,94 @@ def verdicts(models: dict) -> dict:
                 best, second = rows[0][1], rows[1][1]
                 v["margin"] = abs(best - second)
                 v["ratio"] = (second / best) if better == "lower" and best else (best / second if second else None)
+                v["tie"] = v["margin"] <= TIE * max(abs(best), abs(second), 1e-12)
             out.setdefault(task, {})[dim] = v
     return out
+
+
+# ---- the README's tables, generated from scorecard.json (tests check that the README shows these) ------
+def fmt(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+
+def markdown(card: dict) -> str:
+    """The scorecard of one dataset as markdown tables: verdicts first, then each task's figures."""
+    models = card["models"]
+    names = sorted(models, key=lambda n: (-models[n]["latent_dim"], n))
+    lines = [f"Scorecard of `{card['dataset']}` ({card['protocol']['test_images']} test images, seed "
+             f"{card['protocol']['seed']}; classifier test accuracy {fmt(card['classifier'].get('test_accuracy'), 4)}; "
+             f"last run {card['seconds']['last_run'] / 60:.1f} min). Winner per task and latent size, from the figures:", ""]
+    rows = []
+    for task, by_dim in card["verdicts"].items():
+        for dim, v in sorted(by_dim.items(), key=lambda kv: -int(kv[0])):
+            values = ", ".join(f"{n} {x:.4g}" for n, x in v["ranking"])
+            if v.get("tie"):
+                verdict = f"tie (within {TIE:.0%})"
+            else:
+                verdict = f"**{v['winner']}**" + (f" by {v['margin']:.3g}" if "margin" in v else "") + (
+                    f" ({v['ratio']:.2f}x)" if v.get("ratio") else "")
+            rows.append([task, f"{dim}-D", f"{v['figure']} ({v['better']} is better)", values, verdict])
+    lines += table(["task", "latent", "figure", "values", "winner"], rows)
+    have = lambda task: [n for n in names if task in models[n]["tasks"]]  # noqa: E731
+    if have("generation"):
+        base = card.get("baselines", {}).get("generation", {})
+        rows = [[n, s, fmt(f["fd"], 2), fmt(f["precision"]), fmt(f["recall"])]
+                for n in have("generation") for s, f in models[n]["tasks"]["generation"].items()]
+        rows += [[f"*{k}*", "–", fmt(f["fd"], 2), fmt(f.get("precision")), fmt(f.get("recall"))] for k, f in base.items()]
+        lines += ["", "Generation (Fréchet distance and precision/recall, k = 3, in the classifier's features):", ""]
+        lines += table(["model", "sampler", "FD", "precision", "recall"], rows)
+    if have("ood"):
+        pairs = sorted({p for n in have("ood") for p in models[n]["tasks"]["ood"]["pairs"]})
+        rows = [[n, s] + [fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["auroc"]) + " / "
+                          + fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["fpr_at_95_tpr"], 2) for p in pairs]
+                for n in have("ood") for s in models[n]["tasks"]["ood"]["scores"]]
+        lines += ["", f"Out-of-distribution detection, AUROC / FPR at 95 % TPR (first "
+                      f"{card['protocol'].get('ood_images')} images of each set, IS-NLL with k = {card['protocol'].get('ood_k')}):", ""]
+        lines += table(["model", "score"] + pairs, rows)
+        nal = [(n, models[n]["tasks"]["ood"].get("other_dataset_nll_below_test_median")) for n in have("ood")]
+        nal = [(n, v) for n, v in nal if v is not None]
+        if nal:
+            lines += ["", "Share of the other dataset's images that get a *lower* NLL (look more likely) than the median "
+                      "test image: " + ", ".join(f"{n} {v:.1%}" for n, v in nal) + "."]
+    if have("denoising"):
+        noises = list(models[have("denoising")[0]]["tasks"]["denoising"])
+        rows = [[n] + [fmt(models[n]["tasks"]["denoising"][k]["mse_to_clean"], 4) for k in noises] for n in have("denoising")]
+        rows.append(["*noisy input*"] + [fmt(models[have("denoising")[0]]["tasks"]["denoising"][k]["noisy_input_mse"], 4)
+                                         for k in noises])
+        lines += ["", "Denoising, MSE per pixel of the reconstruction to the clean image:", ""]
+        lines += table(["model"] + noises, rows)
+    if have("representation"):
+        reps = {n: models[n]["tasks"]["representation"] for n in have("representation")}
+        reps.update({f"*{k}*": v for k, v in card.get("baselines", {}).get("representation", {}).items()})
+        per = card["protocol"].get("labels_per_class")
+        rows = [[n] + [f"{fmt(r[c]['few_labels_mean'])} ± {fmt(r[c]['few_labels_std'])}" for c in ("knn5", "logreg")]
+                + [fmt(r[c]["all_labels"]) for c in ("knn5", "logreg")] for n, r in reps.items()]
+        lines += ["", f"Representation, test accuracy from the latent means ({per} labels per class: mean ± std over "
+                      f"{card['protocol'].get('label_draws')} draws; and all labels):", ""]
+        lines += table(["features", f"kNN-5, {per}/class", f"logreg, {per}/class", "kNN-5, all", "logreg, all"], rows)
+    if have("reconstruction"):
+        rows = [[n, fmt(models[n]["tasks"]["reconstruction"]["mse_per_pixel"], 4),
+                 fmt(models[n]["tasks"]["reconstruction"]["nats_per_image"], 2)] for n in have("reconstruction")]
+        lines += ["", "Reconstruction (the evaluator's figures):", ""] + table(["model", "MSE/pixel", "nats/image"], rows)
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(dataset: str) -> tuple[str, str]:
+    return f"<!-- SCORECARD:{dataset} -->", f"<!-- /SCORECARD:{dataset} -->"
+
+
+def update_readme(readme: Path, dataset: str, text: str) -> None:
+    """Replace the README's generated block for `dataset` (between its two markers) by `text`."""
+    start, end = readme_block(dataset)
+    s = readme.read_text()
+    if start not in s or end not in s:
+        raise ValueError(f"{readme} has no {start} ... {end} block")
+    a, b = s.index(start) + len(start), s.index(end)
+    atomic_write_text(readme, s[:a] + "\n" + text + s[b:])
 
 
 def versions() -> dict:
@@ -339,7 +426,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels-per-class", type=int, default=LABELS_PER_CLASS, help="the few-labels probes")
     p.add_argument("--ood-images", type=int, default=2000, help="images per OOD set (the IS-NLL is the cost)")
     p.add_argument("--ood-k", type=int, default=100, help="importance samples for the OOD task's NLL")
+    p.add_argument("--markdown", action="store_true", help="print the existing scorecard.json as markdown; compute nothing")
+    p.add_argument("--update-readme", metavar="README", help="also write the markdown into README's block for the dataset")
     args = p.parse_args(argv)
+    if args.markdown or args.update_readme:
+        path = Path(args.checkpoints) / args.dataset / "scorecard.json"
+        if not path.is_file():
+            fail(prog, f"{path} does not exist: run `{prog} --dataset {args.dataset}` first.")
+        text = markdown(json.loads(path.read_text()))
+        print(text, end="")
+        if args.update_readme:
+            try:
+                update_readme(Path(args.update_readme), args.dataset, text)
+            except (OSError, ValueError) as e:
+                fail(prog, str(e))
+        return
     for flag in ("samples", "labels_per_class", "ood_images", "ood_k"):
         if getattr(args, flag) < 2:
             p.error(f"--{flag.replace('_', '-')} must be >= 2, got {getattr(args, flag)}")
