@@ -6,8 +6,6 @@ usual choice for MNIST-like data). Saved like the autoencoders: config.json + mo
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, load_pretrained, save_pretrained
+from .config import JsonConfig
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(JsonConfig):
     """Architecture of the classifier; `kind` tells it apart from an autoencoder's config.json."""
 
     kind: str = "classifier"
@@ -38,16 +37,6 @@ class ClassifierConfig:
         if self.image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {self.image_size}")
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config fields {sorted(unknown)}")
-        return cls(**d)
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:

@@ -9,8 +9,23 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
+class JsonConfig:
+    """config.json <-> a config dataclass (ModelConfig, ClassifierConfig); unknown keys are refused."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Architecture of an autoencoder. AE vs VAE is the `bottleneck` field, nothing else."""
 
     family: Literal["conv", "mlp"] = field(default="conv", metadata={"help": "encoder/decoder backbone"})
@@ -56,16 +71,6 @@ class ModelConfig:
     def is_variational(self) -> bool:
         return self.bottleneck == "vae"
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}")
-        return cls(**d)
 
 
 def _literal_choices(obj, name: str) -> tuple:
