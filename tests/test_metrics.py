@@ -175,8 +175,8 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
     assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
     # verdicts follow the figures: the winner has the best primary figure
-    for task, (path_, better) in PRIMARY.items():
-        v = card["verdicts"][task]["2"]
+    for verdict, (task, path_, better) in PRIMARY.items():
+        v = card["verdicts"][verdict]["2"]
         values = dict(v["ranking"])
         best = min(values.values()) if better == "lower" else max(values.values())
         assert values[v["winner"]] == best and set(values) == {"ae-2", "vae-2"}
@@ -229,3 +229,23 @@ def test_shipped_classifier_accuracy_and_feature_space(dataset):
         noise = model.features(torch.rand(2500, 1, 28, 28, generator=torch.Generator().manual_seed(0))).numpy()
     same = frechet_distance_features(feats[::2], feats[1::2])
     assert same < 0.05 * frechet_distance_features(feats[::2], noise)  # real vs real: far below real vs noise
+
+
+@pytest.mark.parametrize("dataset", sorted(ACCURACY_GOAL))
+def test_shipped_scorecard_is_what_the_readme_shows(dataset):
+    """Figures are data: the README's tables are generated from scorecard.json (--update-readme), not typed."""
+    import json
+
+    from explorer.bundle import checkpoint_root
+    from training.scorecard import PRIMARY, markdown, readme_block
+
+    card = json.loads((checkpoint_root() / dataset / "scorecard.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme_block(dataset)
+    assert readme[readme.index(start) + len(start): readme.index(end)].strip() == markdown(card).strip()
+    assert {"ae-16", "vae-16", "ae-2", "vae-2"} <= set(card["models"]) and "classifier" not in card["models"]
+    for verdict, by_dim in card["verdicts"].items():  # each verdict names the best figure of its group
+        _, path, better = PRIMARY[verdict]
+        for v in by_dim.values():
+            values = [x for _, x in v["ranking"]]
+            assert dict(v["ranking"])[v["winner"]] == (min(values) if better == "lower" else max(values))
