@@ -20,8 +20,8 @@ import numpy as np
 from gradio import processing_utils
 
 from explorer import service  # numpy only: torch comes with the models (ModelStore)
-from explorer.files import write_once
 from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, missing_files
+from explorer.files import write_once
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
 from explorer.plot import legend_markdown
 
@@ -40,8 +40,8 @@ MAX_FILE_SIZE = "10mb"
 CONCURRENCY = 20  # events of one kind running at once (set per event: a demo.queue() call costs ~0.2 s of start-up)
 STATIC = Path(__file__).resolve().parent / "static"  # served as is: the live decoder and its vendored TensorFlow.js
 gr.set_static_paths([STATIC])
-# The decoders the browser runs (explorer/webdecoder.py), written when the models load. Gradio serves its
-# own cache folder, and the files there are named by their content.
+# The decoders the browser runs (explorer/webdecoder.py), written when the models load. Gradio serves files
+# in its upload folder; these are named by their content.
 DECODER_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-decoders"
 # slider model -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
 LIVE_MODELS = {"ae-16": ("ae-s", "live-ae"), "vae-16": ("vae-s", "live-vae")}
@@ -240,7 +240,7 @@ def use_drawing(value) -> np.ndarray:
 def reconstruct(dataset: str, image, seed: float):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.reconstruct(bundle(dataset), image, service.as_seed(0 if seed is None else seed))
+    r = service.reconstruct(bundle(dataset), image, 0 if seed is None else seed)  # the service checks the seed
     return r["ae"], r["vae"], r["vae_samples"], r["text"]
 
 
@@ -249,7 +249,7 @@ def reconstruct(dataset: str, image, seed: float):
 def sample(dataset: str, seed: float, temperature: float):
     if temperature is None:
         raise InputError("Enter a temperature in (0, 3].")
-    r = service.sample(bundle(dataset), service.as_seed(seed), float(temperature))
+    r = service.sample(bundle(dataset), seed, float(temperature))  # the service checks the seed
     return r["ae_prior"], r["vae_prior"], r["ae_gmm"], r["text"]
 
 

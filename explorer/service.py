@@ -56,14 +56,15 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(((np.asarray(a, np.float64) - b) ** 2).mean())
 
 
-def reconstruct(b: DatasetBundle, image, seed: int = 0, n_samples: int = N_POSTERIOR) -> dict:
+def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR) -> dict:
     """AE reconstruction, VAE posterior-mean reconstruction and VAE decodes of z ~ q(z|x)."""
     ae, vae = b.require("ae-16", "vae-16")
     img = as_input(image)
     x = img.astype(np.float32) / 255.0
     z_ae, _ = ae.encode(img[None])
     mean, std = vae.encode(img[None])
-    rng = seeded_rng(as_seed(seed))
+    seed = as_seed(seed)
+    rng = seeded_rng(seed)
     z_samples = mean + std * rng.standard_normal((n_samples, mean.shape[1])).astype(np.float32)
     ae_rec, vae_rec = ae.decode(z_ae)[0], vae.decode(mean)[0]
     samples = vae.decode(z_samples)
@@ -86,7 +87,7 @@ def distance_report(view: ModelView, z: np.ndarray) -> np.ndarray:
     return latent.nearest_distance(z, view.codes) / view.nn_scale
 
 
-def sample(b: DatasetBundle, seed: int, temperature: float, n: int = 36) -> dict:
+def sample(b: DatasetBundle, seed, temperature: float, n: int = 36) -> dict:
     """Decodes of z ~ N(0, T^2 I) for both models, and of the AE's GMM; how far the codes are from the data."""
     if not (0.0 < float(temperature) <= 3.0):
         raise InputError(f"temperature must be in (0, 3], got {temperature}.")

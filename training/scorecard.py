@@ -77,6 +77,10 @@ class Context:
         with torch.inference_mode():
             return torch.cat([self.classifier.features(b) for b in images.split(1000)]).numpy()
 
+    def binarize(self, name: str) -> bool:
+        """Whether the model's test images are binarized, as the evaluator decides it (from its provenance)."""
+        return checkpoint_dataset(self.folders[name], read_metrics(self.folders[name]))[1]
+
     def test_features(self) -> np.ndarray:
         if "test_features" not in self.cache:
             self.cache["test_features"] = self.features(to_float(self.test_x))
@@ -85,8 +89,7 @@ class Context:
 
 # ---- the tasks: (context, name, model) -> figures ------------------------------------------------
 def reconstruction(ctx: Context, name: str, model: Autoencoder) -> dict:
-    binarize = checkpoint_dataset(ctx.folders[name], read_metrics(ctx.folders[name]))[1]  # as the evaluator
-    r = evaluate_images(model, ctx.test_x, binarize=binarize, k=1, seed=SEED)
+    r = evaluate_images(model, ctx.test_x, binarize=ctx.binarize(name), k=1, seed=SEED)
     return {"mse_per_pixel": r["mse_per_pixel"], "nats_per_image": r["recon_per_image"], "binarized": r["binarized"]}
 
 
@@ -175,8 +178,7 @@ def ood_scores(ctx: Context, name: str, model: Autoencoder, images: torch.Tensor
     neg_elbo, nll (IWAE, k importance samples) and complexity: NLL in bits minus the PNG length in bits
     (Serrà et al. 2020, "Input complexity and out-of-distribution detection with likelihood-based generative
     models", eq. 2: S(x) = -log2 p(x) - L(x))."""
-    binarize = checkpoint_dataset(ctx.folders[name], read_metrics(ctx.folders[name]))[1]
-    x_all = prepare_batch(images, binarize, torch.Generator().manual_seed(SEED))
+    x_all = prepare_batch(images, ctx.binarize(name), torch.Generator().manual_seed(SEED))
     g_elbo, g_iwae = torch.Generator().manual_seed(SEED + 1), torch.Generator().manual_seed(SEED + 2)
     k = ctx.ood_k if model.config.is_variational else 0
     terms = [per_image_terms(model, x, k, g_elbo, g_iwae, chunk=max(1, 10_000 // len(x))) for x in x_all.split(100)]
