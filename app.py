@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 from gradio import processing_utils
 
-from explorer import service  # numpy only: torch comes with the models (ModelStore)
+from explorer import scorecard, service  # numpy only: torch comes with the models (ModelStore)
 from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, missing_files
 from explorer.files import write_once
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
@@ -45,6 +45,7 @@ gr.set_static_paths([STATIC])
 DECODER_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-decoders"
 # slider model -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
 LIVE_MODELS = {"ae-16": ("ae-s", "live-ae"), "vae-16": ("vae-s", "live-vae")}
+IMPUTE_MASKS = {**service.MASK_LABELS, "painted": "painted"}
 
 
 def file_url(path: Path) -> str:
@@ -355,6 +356,102 @@ def manifold(dataset: str, n: float, image):
     return r["ae-2"], r["vae-2"], r["ae-2_scatter"], r["vae-2_scatter"]
 
 
+# ---- Scorecard, Anomaly, Impute: read scorecard.json; the per-input work is small ------------------------
+OTHER_DATASET = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
+VERDICT_DEFAULT = "generation (prior)"
+
+
+def card_of(dataset: str) -> dict:
+    b = bundle(dataset)
+    if not b.scorecard:
+        raise LookupError(f"{b.title}: no scorecard.json. Compute it with "
+                          f"`python -m training.scorecard --dataset {dataset} --data-root DATA`.")
+    return b.scorecard
+
+
+@guarded
+def scorecard_tab(dataset: str):
+    """Everything the Scorecard tab shows for a dataset."""
+    card = card_of(dataset)
+    verdicts = list(card["verdicts"])
+    verdict = VERDICT_DEFAULT if VERDICT_DEFAULT in verdicts else verdicts[0]
+    return (scorecard.verdict_markdown(card), gr.Dropdown(choices=verdicts, value=verdict),
+            scorecard.task_frame(card, verdict), scorecard.roc_frame(card, "other_dataset"),
+            scorecard.imputation_frame(card))
+
+
+@guarded
+def scorecard_task(dataset: str, verdict: str):
+    card = card_of(dataset)
+    if verdict not in card["verdicts"]:
+        raise InputError(f"task must be one of {list(card['verdicts'])}, got {verdict!r}.")
+    return scorecard.task_frame(card, verdict)
+
+
+@guarded
+def scorecard_roc(dataset: str, pair: str):
+    try:
+        return scorecard.roc_frame(card_of(dataset), pair)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+@guarded
+@gpu
+def anomaly(dataset: str, image, ood_set: str, vae_score: str):
+    if image is None:  # fired by a .change while the input is still empty
+        return gr.skip()
+    r = service.anomaly(bundle(dataset), image, ood_set or None, vae_score or "nll")
+    return r["text"], r["ae_plot"], r["vae_plot"]
+
+
+@guarded
+def other_dataset_image(dataset: str) -> np.ndarray:
+    """A random test image of the other dataset: what the models make of data they never saw."""
+    if dataset not in OTHER_DATASET:
+        raise InputError(f"dataset must be one of {list(OTHER_DATASET)}, got {dataset!r}.")
+    return random_test(OTHER_DATASET[dataset])[0]
+
+
+def painted_mask(value) -> np.ndarray | None:
+    """The painted strokes of a gr.ImageEditor value (alpha of every layer), or None if nothing is painted."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return np.asarray(value)  # not an editor value: taken as the painted mask itself
+    layers = [np.asarray(l) for l in value.get("layers") or [] if l is not None]
+    alpha = [l[..., 3] if l.ndim == 3 and l.shape[2] == 4 else l for l in layers]
+    painted = [a for a in alpha if np.asarray(a).any()]
+    return np.max(np.stack(painted), 0) if painted else None
+
+
+@guarded
+@gpu
+def impute(dataset: str, image, mask: str, editor, n_samples: float, sampler: str, seed: float):
+    if image is None:
+        raise InputError("No input image yet: pick a test image, upload a file or draw something.")
+    if n_samples is None or not float(n_samples).is_integer():
+        raise InputError(f"number of VAE imputations must be a whole number 1..16, got {n_samples}.")
+    r = service.impute(bundle(dataset), image, mask, painted_mask(editor) if mask == "painted" else None,
+                       int(n_samples), sampler, 0 if seed is None else seed)
+    return r["masked"], r["ae"], r["vae_mean"], r["vae_samples"], r["text"]
+
+
+def impute_on_change(dataset: str, image, mask: str, editor, n_samples: float, sampler: str, seed: float):
+    """A new input or preset refills at once; a painted mask waits for the Impute button (it was just cleared)."""
+    if image is None or mask == "painted":
+        return gr.skip()
+    return impute(dataset, image, mask, editor, n_samples, sampler, seed)
+
+
+def editor_background(image):
+    """The current input, 10x, as the editor's background to paint the mask on."""
+    if image is None:
+        return gr.skip()
+    big = service.upscale(service.as_input(image), 10)
+    return {"background": big, "layers": [], "composite": big}
+
+
 def set_dataset(dataset: str):
     if dataset not in DATASETS:
         raise gr.Error(f"dataset must be one of {list(DATASETS)}, got {dataset!r}.")
@@ -520,6 +617,68 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 sc_vae2 = gr.Image(label="VAE-2 atlas codes (click a point)", format="png", interactive=False,
                                    elem_id="sc-vae2")
 
+        with gr.Tab("Impute", elem_id="tab-impute"):
+            gr.Markdown("Hide part of the current input, then fill it in. The AE can only iterate its reconstruction; "
+                        "the VAE samples the hidden pixels given the visible ones, so several samples show what it "
+                        "is unsure about. Visible pixels are never changed.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    imp_mask = gr.Radio([(v, k) for k, v in IMPUTE_MASKS.items()], value="bottom_half",
+                                        label="Mask (dark red: hidden)", elem_id="imp-mask")
+                    imp_sampler = gr.Radio([(v, k) for k, v in service.SAMPLERS.items()],
+                                           value="pseudo_gibbs", label="VAE sampler")
+                    with gr.Row():
+                        imp_n = gr.Slider(1, 16, value=6, step=1, label="VAE imputations")
+                        imp_seed = gr.Number(label="Imputation seed", value=0, precision=0)
+                    imp_btn = gr.Button("Impute", elem_id="imp-btn")
+                imp_editor = gr.ImageEditor(label="Paint the pixels to hide (then choose 'painted' and press Impute)",
+                                            type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
+                                            canvas_size=(280, 280), fixed_canvas=True, height=330,
+                                            brush=gr.Brush(default_size=24, colors=["#c00000"], color_mode="fixed"),
+                                            elem_id="imp-editor", scale=1)
+            with gr.Row():
+                imp_masked = gr.Image(label="Masked input", format="png", elem_id="imp-masked", elem_classes="pixelated",
+                                      height=170)
+                imp_ae = gr.Image(label="AE-16 fill", format="png", elem_id="imp-ae", elem_classes="pixelated", height=170)
+                imp_vae = gr.Image(label="VAE-16: mean of the imputations", format="png", elem_id="imp-vae",
+                                   elem_classes="pixelated", height=170)
+            imp_samples = gr.Image(label="VAE-16: each imputation (one chain each)", format="png", elem_id="imp-samples",
+                                   elem_classes="pixelated", height=140)
+            imp_text = gr.Markdown(elem_id="imp-text")
+
+        with gr.Tab("Anomaly", elem_id="tab-anomaly"):
+            gr.Markdown("Is the current input like the training data? Each model's anomaly scores for it, placed among "
+                        "the scores of test images and of an out-of-distribution set (from the scorecard).")
+            with gr.Row():
+                an_set = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
+                                     label="OOD set", elem_id="an-set")
+                an_score = gr.Dropdown([(v, k) for k, v in service.SCORE_LABELS.items()], value="nll",
+                                       label="VAE score in the plot", elem_id="an-score")
+                an_other = gr.Button("Current input ← a random image of the other dataset", elem_id="an-other")
+            with gr.Row():
+                an_ae = gr.LinePlot(x="score", y="share", color="set", label="AE-16: reconstruction error",
+                                    x_title="score", y_title="share of images", height=320, elem_id="an-ae-plot")
+                an_vae = gr.LinePlot(x="score", y="share", color="set", label="VAE-16: the chosen score",
+                                     x_title="score", y_title="share of images", height=320, elem_id="an-vae-plot")
+            an_text = gr.Markdown(elem_id="an-text")
+
+        with gr.Tab("Scorecard", elem_id="tab-scorecard"):
+            gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
+                        "differ (see the README's scorecard section for the protocol).")
+            sc_text = gr.Markdown(elem_id="sc-text")
+            with gr.Row():
+                with gr.Column():
+                    sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task")
+                    sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
+                                              height=280, elem_id="sc-task-plot")
+                with gr.Column():
+                    sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
+                                          label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
+                    sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves", x_title="false-positive rate",
+                                         y_title="true-positive rate", height=280, elem_id="sc-roc")
+            sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill", label="Imputation: MSE on the missing pixels per mask",
+                                    y_title="MSE per missing pixel", height=300, elem_id="sc-imp")
+
     noop_btn = gr.Button(visible="hidden", elem_id="noop-btn")  # in the page, not shown: the benches click it
     noop_out = gr.Textbox(visible="hidden", elem_id="noop-out")
 
@@ -566,6 +725,20 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                    api_name=f"click_{model.replace('-', '_')}", **EV)
     gr.on([current.change, grid_n.release], manifold, [dataset, grid_n, current], [mf_ae, mf_vae, sc_ae2, sc_vae2],
           api_name="manifold", **EV)
+
+    gr.on([demo.load, dataset.change], scorecard_tab, dataset, [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp],
+          api_name="scorecard", **EV)
+    sc_task.input(scorecard_task, [dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
+    sc_pair.input(scorecard_roc, [dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
+    gr.on([current.change, an_set.input, an_score.input], anomaly, [dataset, current, an_set, an_score],
+          [an_text, an_ae, an_vae], api_name="anomaly", **EV)
+    an_other.click(other_dataset_image, dataset, current, api_name="other_dataset_image", **EV)
+    imp_inputs = [dataset, current, imp_mask, imp_editor, imp_n, imp_sampler, imp_seed]
+    imp_outputs = [imp_masked, imp_ae, imp_vae, imp_samples, imp_text]
+    gr.on([imp_btn.click, imp_seed.submit], impute, imp_inputs, imp_outputs, api_name="impute", **EV)
+    gr.on([current.change, imp_mask.input, imp_sampler.input, imp_n.release], impute_on_change, imp_inputs, imp_outputs,
+          api_name="impute_on_change", **EV)
+    current.change(editor_background, current, imp_editor, api_name="editor_background", **EV)
 
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU wants the models placed at import time, in the main process
     MODELS.get()

@@ -298,6 +298,34 @@ def bench_burst(url: str, image: str, n: int = 200, threads: int = 50) -> None:
         print("  failure:", f)
 
 
+def bench_lab(url: str, image: str, n: int = 10) -> None:
+    """Median latency of the Scorecard, Anomaly and Impute endpoints, next to the no-op's, in one run."""
+    from gradio_client import Client, handle_file
+
+    c = Client(url, verbose=False)
+    values = [0.0] * 32
+    calls = {
+        "/noop": lambda: c.predict("mnist", *values, api_name="/noop"),
+        "/scorecard": lambda: c.predict("mnist", api_name="/scorecard"),
+        "/anomaly (k = 100)": lambda: c.predict("mnist", handle_file(image), "fashion-mnist", "nll", api_name="/anomaly"),
+        "/impute (MwG, 6 chains, 30 steps)": lambda: c.predict("mnist", handle_file(image), "centre", None, 6,
+                                                              "metropolis_within_gibbs", 0, api_name="/impute"),
+        "/impute (16 chains)": lambda: c.predict("mnist", handle_file(image), "random_80", None, 16,
+                                                 "pseudo_gibbs", 0, api_name="/impute"),
+    }
+    medians = {}
+    for name, call in calls.items():
+        call()  # warm-up
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t) * 1000)
+        medians[name] = pct(times, 50)
+    for name, ms in medians.items():
+        print(f"{name}: median {ms:.0f} ms over {n} calls ({ms / medians['/noop']:.1f}x the no-op)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=60, help="slider and noop calls each (median over them)")
@@ -323,6 +351,7 @@ def main() -> None:
             bench_slider_vs_noop(app.url, image, args.n, how, phase)
         bench_one_file_floor(app.url, image, args.n)
         bench_file_get(app.url, image)
+        bench_lab(app.url, image)
         if args.load:
             bench_load(app.url, image)
             bench_burst(app.url, image)

@@ -9,7 +9,7 @@ import torch
 
 from models import Autoencoder, CheckpointError, read_metrics
 
-from . import latent
+from . import latent, scorecard
 from .catalog import DATASETS, MODEL_NAMES, REGENERATE, checkpoint_root
 from .plot import Scatter
 
@@ -81,6 +81,12 @@ class DatasetBundle:
     class_names: list[str] = field(default_factory=list)
     models: dict[str, ModelView] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    scorecard: dict | None = None  # scorecard.json (training/scorecard.py), read by the Scorecard and Anomaly tabs
+
+    @property
+    def mean_image(self) -> np.ndarray:
+        """The mean atlas image, float (28, 28) in [0, 1]: where the imputation chains start."""
+        return self.images.astype(np.float64).mean(0) / 255.0
 
     @property
     def title(self) -> str:
@@ -120,6 +126,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None) -> Da
         except Exception as e:  # corrupt or incomplete file
             b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")
             atlas = None
+    b.scorecard = scorecard.load(b.root / "scorecard.json")
     for name in MODEL_NAMES:
         folder = b.root / name
         try:

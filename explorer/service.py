@@ -238,3 +238,200 @@ def manifold(b: DatasetBundle, n: int = 15, image=None) -> dict:
             marks.append((view.encode(as_input(image)[None])[0][0], "red"))
         out[view.name + "_scatter"] = view.scatter.render(marks)
     return out
+
+
+# ---- Anomaly tab ---------------------------------------------------------------------------------
+# The app's labels (this module does not import torch, so the app can build its page before the models load);
+# tests check that they name exactly explorer.anomaly.SCORES and explorer.impute.MASKS.
+SCORE_LABELS = {"recon_error": "reconstruction error", "neg_elbo": "−ELBO", "nll": "IS-NLL (k = 100)",
+                "complexity": "NLL − PNG bits (complexity-corrected)"}
+MASK_LABELS = {"top_half": "top half", "bottom_half": "bottom half", "left_half": "left half",
+               "centre": "centre square", "random_50": "50 % random", "random_80": "80 % random"}
+
+def _scorecard(b: DatasetBundle) -> dict:
+    if not b.scorecard or not any("ood" in m.get("tasks", {}) for m in b.scorecard.get("models", {}).values()):
+        raise LookupError(f"{b.title}: no scorecard with the OOD task (scorecard.json). Compute it with "
+                          f"`python -m training.scorecard --dataset {b.key} --tasks ood`.")
+    return b.scorecard
+
+
+def input_scores(view: ModelView, image: np.ndarray, entry: dict) -> dict[str, float]:
+    """The anomaly scores of one uint8 (28, 28) image under a model, preprocessed as its scorecard's test set
+    (binarized with seed 0 where the model's evaluation binarizes; the same generators as the scorecard)."""
+    import torch
+
+    from .anomaly import anomaly_scores
+
+    x = torch.as_tensor(image, dtype=torch.float32).div(255.0)[None, None]
+    if entry.get("binarized"):
+        x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+    g1, g2 = (torch.Generator(view.device).manual_seed(s) for s in (1, 2))
+    scores = anomaly_scores(view.model, x.to(view.device), int(entry.get("k") or 0), g1, g2)
+    return {k: float(v[0]) for k, v in scores.items()}
+
+
+def anomaly(b: DatasetBundle, image, ood_set: str | None = None, vae_score: str = "nll", bins: int = 40) -> dict:
+    """The input's anomaly scores under the AE-16 and the VAE-16, each placed among the scorecard's test and
+    OOD scores (percentile), and each model's call at the threshold that flags 95 % of that OOD set."""
+    from .anomaly import SCORES, percentile
+    from .scorecard import pair_key
+
+    card = _scorecard(b)
+    try:
+        ood_set = pair_key(card, ood_set or "other_dataset")
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if vae_score not in SCORES:
+        raise InputError(f"VAE score must be one of {list(SCORES)}, got {vae_score!r}.")
+    img = as_input(image)
+    rows, plots, calls = [], {}, {}
+    for view in b.require("ae-16", "vae-16"):
+        entry = card["models"].get(view.name, {}).get("tasks", {}).get("ood")
+        if entry is None:
+            raise LookupError(f"{b.title}: the scorecard has no OOD figures for {view.name}.")
+        if "binarized" not in entry:  # older scorecards record it with the reconstruction task only
+            entry = {**entry, "binarized": card["models"][view.name]["tasks"].get("reconstruction", {}).get("binarized")}
+        values = input_scores(view, img, entry)
+        q_test, q_ood = entry["quantiles"]["test"], entry["quantiles"][ood_set]
+        for score, value in values.items():
+            threshold = q_ood[score][5]  # 95 % of the OOD set's scores lie above it: TPR 95 %
+            rows.append({"model": view.name, "score": score, "value": value,
+                         "percentile_test": percentile(value, q_test[score]),
+                         "percentile_ood": percentile(value, q_ood[score]), "threshold": threshold,
+                         "outlier": bool(value >= threshold),
+                         "fpr_at_95_tpr": entry["pairs"][ood_set][score]["fpr_at_95_tpr"],
+                         "auroc": entry["pairs"][ood_set][score]["auroc"]})
+        shown = vae_score if view.is_vae else "recon_error"
+        plots[view.name] = _score_frame(values[shown], q_test[shown], q_ood[shown], ood_set, bins)
+        calls[view.name] = shown
+    lines = ["| model | score | this input | percentile among test images | percentile among "
+             f"{ood_set} | threshold (TPR 95 %) | call | FPR there | AUROC |", "|---" * 9 + "|"]
+    for r in rows:
+        call = "**outlier**" if r["outlier"] else "in-distribution"
+        lines.append(f"| {r['model']} | {SCORES[r['score']]} | {r['value']:.4g} | {r['percentile_test']:.0f} | "
+                     f"{r['percentile_ood']:.0f} | {r['threshold']:.4g} | {call} | {r['fpr_at_95_tpr']:.2f} | "
+                     f"{r['auroc']:.3f} |")
+    n = card["models"]["vae-16"]["tasks"]["ood"]["n_images"]
+    text = ("\n".join(lines) + f"\n\nPercentiles and thresholds come from the scorecard's scores of {n} random test "
+            f"images and {n} images of *{ood_set}* (quantiles stored in scorecard.json). The threshold flags 95 % of "
+            f"that OOD set; *FPR there*: the share of test images it flags too. Higher scores are more anomalous.")
+    nal = card["models"]["vae-16"]["tasks"]["ood"].get("other_dataset_nll_below_test_median")
+    if nal is not None:
+        text += (f" Likelihood check (Nalisnick et al. 2019): {nal:.1%} of the other dataset's images get a lower "
+                 f"VAE-16 NLL than the median test image.")
+    return {"rows": rows, "text": text, "ae_plot": plots["ae-16"], "vae_plot": plots["vae-16"], "shown": calls,
+            "ood_set": ood_set}
+
+
+def _score_frame(value: float, q_test, q_ood, ood_set: str, bins: int):
+    """Histograms (share of images per bin, from the stored quantiles) of the test and OOD scores, and the
+    input's score as a vertical line: columns score, share, set."""
+    import pandas as pd
+
+    from .anomaly import histogram
+
+    lo = min(q_test[1], q_ood[1], value)
+    hi = max(q_test[99], q_ood[99], value)
+    pad = 0.02 * (hi - lo or 1.0)
+    edges = np.linspace(lo - pad, hi + pad, bins + 1)
+    mids = (edges[:-1] + edges[1:]) / 2
+    rows = [{"score": float(x), "share": float(s), "set": "test images"} for x, s in zip(mids, histogram(q_test, edges))]
+    rows += [{"score": float(x), "share": float(s), "set": ood_set} for x, s in zip(mids, histogram(q_ood, edges))]
+    top = max(r["share"] for r in rows)
+    rows += [{"score": float(value), "share": 0.0, "set": "this input"},
+             {"score": float(value), "share": float(top), "set": "this input"}]
+    return pd.DataFrame(rows, columns=["score", "share", "set"])
+
+
+# ---- Impute tab ----------------------------------------------------------------------------------
+IMPUTE_STEPS = 30
+SAMPLERS = {"metropolis_within_gibbs": "Metropolis-within-Gibbs", "pseudo_gibbs": "pseudo-Gibbs"}
+
+
+def as_mask(mask: str, painted, seed: int, size: int = 28) -> np.ndarray:
+    """A preset name (explorer.impute.MASKS; random ones drawn from `seed`) or 'painted' with a painted
+    (H, W) array (non-zero = missing; any whole multiple of 28 a side) -> bool (28, 28), True = missing."""
+    import torch
+
+    from .impute import MASKS, preset_mask
+
+    if mask in MASKS:
+        g = torch.Generator().manual_seed(int(seeded_rng(seed).integers(2**62)))
+        return preset_mask(mask, 1, 1, size, size, generator=g)[0, 0].numpy()
+    if mask != "painted":
+        raise InputError(f"mask must be one of {[*MASKS, 'painted']}, got {mask!r}.")
+    if painted is None:
+        raise InputError("The painted mask is empty: paint over the pixels to hide, or choose a preset mask.")
+    a = np.asarray(painted, np.float64)
+    if a.ndim == 3:
+        a = a.max(2)
+    h, w = a.shape[:2] if a.ndim >= 2 else (0, 0)
+    if a.ndim != 2 or h != w or h < size or h % size:
+        raise InputError(f"The painted mask is {'x'.join(map(str, a.shape))}; it must be square, {size}x{size} or "
+                         f"a whole multiple of it (the editor's canvas is {size * 10}x{size * 10}).")
+    f = h // size
+    covered = (a > 0).reshape(size, f, size, f).mean((1, 3))
+    return covered >= 0.3  # a pixel counts as painted when 30 % of its area is
+
+
+def masked_picture(img: np.ndarray, missing: np.ndarray, factor: int = SHOW) -> np.ndarray:
+    """The observed pixels in grey, the missing ones in dark red: uint8 (H*f, W*f, 3)."""
+    g = np.asarray(img, np.float64) / 255.0 if img.dtype == np.uint8 else np.asarray(img, np.float64)
+    rgb = np.stack([g, g, g], -1)
+    rgb[missing] = (0.45, 0.05, 0.05)
+    return np.repeat(np.repeat((rgb * 255 + 0.5).astype(np.uint8), factor, 0), factor, 1)
+
+
+def impute(b: DatasetBundle, image, mask: str = "bottom_half", painted=None, n_samples: int = 6,
+           sampler: str = "metropolis_within_gibbs", seed=0, steps: int = IMPUTE_STEPS) -> dict:
+    """Hide the masked pixels of the input, then fill them: the AE-16's iterative fill, and the VAE-16's
+    sampler (n_samples chains: each chain's imputation, and their mean). Observed pixels are never changed."""
+    import torch
+
+    from . import impute as imp
+
+    if not (1 <= int(n_samples) <= 16):
+        raise InputError(f"number of VAE imputations must be 1..16, got {n_samples}.")
+    if not (1 <= int(steps) <= 200):
+        raise InputError(f"steps must be 1..200, got {steps}.")
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}.")
+    seed = as_seed(seed)
+    img = as_input(image)
+    missing = as_mask(mask, painted, seed)
+    if not missing.any():
+        raise InputError("The mask hides no pixel: nothing to fill in. Choose a preset, or paint over the image.")
+    if missing.all():
+        raise InputError("The mask hides every pixel: nothing is observed to fill in from. Leave some pixels visible.")
+    ae, vae = b.require("ae-16", "vae-16")
+    device = vae.device
+    truth = torch.as_tensor(img, dtype=torch.float32, device=device).div(255.0)[None, None]
+    m = torch.as_tensor(missing, device=device)[None, None]
+    start = torch.as_tensor(b.mean_image, dtype=torch.float32, device=device)
+    g = torch.Generator(device).manual_seed(int(seeded_rng(seed).integers(2**62)))
+    ae_fill = imp.ae_fill(ae.model, truth, m, start, int(steps))
+    vae_fill = imp.ae_fill(vae.model, truth, m, start, int(steps))
+    fn = imp.metropolis_within_gibbs if sampler == "metropolis_within_gibbs" else imp.pseudo_gibbs
+    r = fn(vae.model, truth, m, start, int(steps), chains=int(n_samples), generator=g)
+    fills = {"zero fill": imp.fill(truth, m, 0.0), "mean-image fill": imp.fill(truth, m, start),
+             "AE-16 iterative fill": ae_fill, "VAE-16 iterative fill": vae_fill,
+             f"VAE-16 {SAMPLERS[sampler]}, one imputation": r.means[0],
+             f"VAE-16 {SAMPLERS[sampler]}, mean of {int(n_samples)}": r.mean}
+    errors = {k: float(imp.missing_mse(v, truth, m)[0]) for k, v in fills.items()}
+    observed = ~m
+    changed = max(float((v - truth)[observed.expand_as(v)].abs().max()) for v in [*fills.values(), *r.means])
+    spread = float(r.means[:, 0].std(0)[m[0]].mean()) if int(n_samples) > 1 else 0.0
+    lines = ["| fill | MSE on the missing pixels |", "|---|---|"]
+    best = min(errors, key=errors.get)
+    lines += [f"| {'**' + k + '**' if k == best else k} | {v:.4f} |" for k, v in errors.items()]
+    text = ("\n".join(lines) + f"\n\n{int(missing.sum())} of {missing.size} pixels hidden ({missing.mean():.0%}); "
+            f"{int(steps)} steps from the mean-image fill, seed {seed}. Spread of the VAE's imputations (mean standard "
+            f"deviation over the missing pixels): {spread:.3f}." + (
+                f" Proposals accepted: {r.acceptance:.0%}." if sampler == "metropolis_within_gibbs" else "")
+            + f" Observed pixels changed by at most {changed:.1g} (never changed).")
+    to_np = lambda t: t[0, 0].float().cpu().numpy()  # noqa: E731
+    return {"masked": masked_picture(img, missing), "ae": upscale(to_np(ae_fill), SHOW),
+            "vae_mean": upscale(to_np(r.mean), SHOW),
+            "vae_samples": tile(r.means[:, 0, 0].float().cpu().numpy(), ncols=min(int(n_samples), 8), factor=3),
+            "text": text, "errors": errors, "missing": missing, "observed_change": changed, "spread": spread,
+            "acceptance": r.acceptance}

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from .backbones import BACKBONES
 from .config import ModelConfig
-from .likelihood import log_likelihood, mean_image
+from .likelihood import log_likelihood, mean_image, sample_pixels
 from .posterior import DiagonalGaussian, PointMass, standard_normal_log_prob
 
 
@@ -38,7 +38,19 @@ class Autoencoder(nn.Module):
 
     def decode_image(self, z: Tensor) -> Tensor:
         """z -> E[x|z] in [0, 1], (B, C, H, W): what the app shows."""
-        return mean_image(self.decode(z), self.config.likelihood)
+        return self.mean_image(self.decode(z))
+
+    def mean_image(self, params: Tensor) -> Tensor:
+        """Decoder parameters -> E[x|z] in [0, 1]."""
+        return mean_image(params, self.config.likelihood)
+
+    def sample_pixels(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Decoder parameters -> one draw x ~ p(x|z), (B, C, H, W)."""
+        return sample_pixels(params, self.config.likelihood, self.config.gaussian_std, generator)
+
+    def prior_log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) summed over latent dimensions, for z of shape (..., D): the standard normal prior."""
+        return standard_normal_log_prob(z)
 
     def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None) -> Tensor:
         """Reconstruction E[x|z] of x; deterministic (z = posterior mode) unless asked to sample."""
@@ -88,7 +100,7 @@ class Autoencoder(nn.Module):
         z = posterior.mean + posterior.std * eps  # (k, B, D)
         params = self.decode(z.reshape(k * b, d))
         log_px_z = self.log_likelihood(params, x.repeat(k, 1, 1, 1)).reshape(k, b)
-        return log_px_z + standard_normal_log_prob(z) - posterior.log_prob(z)
+        return log_px_z + self.prior_log_prob(z) - posterior.log_prob(z)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_pretrained(self, directory, metrics: dict | None = None, dtype: torch.dtype | None = None) -> None:

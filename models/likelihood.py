@@ -27,3 +27,12 @@ def log_likelihood(params: Tensor, x: Tensor, kind: str, std: float) -> Tensor:
 def mean_image(params: Tensor, kind: str) -> Tensor:
     """E[x|z] as an image in [0, 1]."""
     return torch.sigmoid(params) if kind == "bernoulli" else params.clamp(0.0, 1.0)
+
+
+def sample_pixels(params: Tensor, kind: str, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """One draw x ~ p(x|z) from the decoder parameters: Bernoulli pixels in {0, 1}, or mean + std * noise."""
+    if kind == "bernoulli":
+        u = torch.rand(params.shape, generator=generator, device=params.device, dtype=params.dtype)
+        return (u < torch.sigmoid(params)).to(params.dtype)
+    noise = torch.randn(params.shape, generator=generator, device=params.device, dtype=params.dtype)
+    return params + std * noise

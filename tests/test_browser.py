@@ -274,12 +274,106 @@ def test_empty_drawing_shows_a_message(page):
     shot(page, "bad-empty-drawing")
 
 
+def element_pixels(pg, elem: str) -> np.ndarray:
+    """Screenshot of a whole element (a plot, a table), as an RGB array."""
+    return np.asarray(Image.open(io.BytesIO(pg.locator(elem).first.screenshot())).convert("RGB"), np.int16)
+
+
+def wait_changed(pg, elem: str, before: np.ndarray, seconds: float = 20.0) -> bool:
+    """Poll an element's screenshot until it differs from `before` (a plot redraws after its data lands)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if differs(before, element_pixels(pg, elem), min_mean=0.5):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def red_share(picture: np.ndarray) -> np.ndarray:
+    """Where the Impute tab's masked picture is dark red (hidden pixels), as a boolean map of the picture itself
+    (cropped to its dark content: the page around a letterboxed image is light)."""
+    rows, cols = np.nonzero(picture.min(-1) < 150)
+    picture = picture[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    r, g = picture[..., 0], picture[..., 1]
+    return (r > g + 40) & (r > 60)
+
+
+def test_impute_tab_presets_and_a_painted_mask(page):
+    open_tab(page, "Impute")
+    wait_src(page, "#imp-vae")
+    before_mask, before_vae, old = pixels(page, "#imp-masked"), pixels(page, "#imp-vae"), src(page, "#imp-vae")
+    bottom = red_share(before_mask)
+    h = bottom.shape[0]
+    assert bottom[int(0.75 * h)].mean() > 0.9 and bottom[int(0.25 * h)].mean() < 0.1  # the default: bottom half
+    page.locator("#imp-mask").get_by_label("centre square").check()
+    wait_src(page, "#imp-vae", old)
+    assert differs(before_mask, pixels(page, "#imp-masked")) and differs(before_vae, pixels(page, "#imp-vae"))
+    assert "MSE on the missing pixels" in page.locator("#imp-text").inner_text()
+    shot(page, "tab-impute")
+
+    # paint a vertical band on the left of the editor's canvas, then impute with the painted mask
+    brush = page.locator("#imp-editor button[aria-label='Brush']")
+    if brush.count() and "highlight" not in (brush.first.get_attribute("class") or ""):
+        brush.first.click()
+    canvas = page.locator("#imp-editor canvas").last
+    canvas.wait_for()
+    time.sleep(0.5)
+    box = canvas.bounding_box()
+    # the 280x280 picture sits in the middle of the editor's wider canvas: x = 0.36 is its left third
+    x0, y0 = box["x"] + box["width"] * 0.36, box["y"] + box["height"] * 0.1
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 31):
+        page.mouse.move(x0, y0 + k * box["height"] * 0.027)
+    page.mouse.up()
+    time.sleep(1.0)
+    old = src(page, "#imp-masked")
+    page.locator("#imp-mask").get_by_label("painted").check()
+    page.locator("#imp-btn").click()
+    wait_src(page, "#imp-masked", old)
+    painted = red_share(pixels(page, "#imp-masked"))
+    w = painted.shape[1]
+    assert painted[:, : int(0.35 * w)].mean() > 0.2 and painted[:, int(0.5 * w):].mean() < 0.02
+    shot(page, "tab-impute-painted")
+
+
+def test_anomaly_tab_follows_the_input(page):
+    open_tab(page, "Anomaly")
+    page.wait_for_function("() => (document.querySelector('#an-text')?.innerText || '').includes('percentile')")
+    text = page.locator("#an-text").inner_text()
+    time.sleep(1.0)
+    before = element_pixels(page, "#an-vae-plot")
+    old = src(page, "#current")
+    page.locator("#an-other").click()  # a Fashion-MNIST item as the input of the MNIST models
+    wait_src(page, "#current", old)
+    table = "(t) => t.slice(t.indexOf('model'))"  # the answer, without the progress text shown while it runs
+    page.wait_for_function(f"(old) => {{ const t = document.querySelector('#an-text')?.innerText || '';"
+                           f" return t.includes('percentile') && ({table})(t) !== ({table})(old); }}", arg=text)
+    after = page.locator("#an-text").inner_text()
+    assert after.count("outlier") >= 3, after  # every reconstruction error and the VAE's scores flag it
+    assert wait_changed(page, "#an-vae-plot", before)  # the plot redraws: the input's line moves
+    shot(page, "tab-anomaly")
+
+
+def test_scorecard_tab(page):
+    open_tab(page, "Scorecard")
+    page.wait_for_function("() => (document.querySelector('#sc-text')?.innerText || '').includes('winner')")
+    assert "interpolation (holes)" in page.locator("#sc-text").inner_text()
+    time.sleep(1.5)
+    before = element_pixels(page, "#sc-task-plot")
+    page.locator("#sc-task input").click()
+    page.get_by_role("option", name="ood (other dataset)", exact=True).click()
+    assert wait_changed(page, "#sc-task-plot", before)
+    assert element_pixels(page, "#sc-roc").std() > 10 and element_pixels(page, "#sc-imp").std() > 10  # drawn
+    shot(page, "tab-scorecard")
+
+
 def test_switch_dataset(page):
     open_tab(page, "Latent map")
     wait_src(page, "#map-vae")
     before_cur, before_map = pixels(page, "#current"), pixels(page, "#map-vae")
     old_cur, old_map = src(page, "#current"), src(page, "#map-vae")
-    page.get_by_label("Fashion-MNIST").check()
+    page.get_by_role("radio", name="Fashion-MNIST", exact=True).check()
     wait_src(page, "#current", old_cur)
     wait_src(page, "#map-vae", old_map)
     time.sleep(1.0)

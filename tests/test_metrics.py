@@ -75,8 +75,42 @@ def test_ood_metrics_on_known_scores():
     assert flipped["auroc"] == 0.0 and flipped["fpr_at_95_tpr"] == 1.0
 
 
+def test_roc_points_follow_sklearns_curve():
+    from sklearn.metrics import roc_auc_score
+
+    from training.metrics import roc_points
+
+    rng = np.random.default_rng(0)
+    inside, outside = rng.normal(0, 1, 2000), rng.normal(1.5, 1, 2000)
+    roc = roc_points(inside, outside)
+    fpr, tpr = np.asarray(roc["fpr"]), np.asarray(roc["tpr"])
+    assert fpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1 and np.all(np.diff(tpr) >= 0)
+    y = np.r_[np.zeros(2000), np.ones(2000)]
+    auc = roc_auc_score(y, np.r_[inside, outside])
+    area = float(((tpr[1:] + tpr[:-1]) / 2 * np.diff(fpr)).sum())  # trapezoids on the 51-point grid
+    assert abs(area - auc) < 0.02
+    t = np.quantile(inside, 0.9)  # at FPR 0.1 the TPR is the share of OOD scores above the 90 % quantile
+    assert abs(tpr[5] - (outside > t).mean()) < 0.01
+
+
+def test_percentile_and_histogram_from_stored_quantiles_match_the_raw_scores():
+    """The Anomaly tab places an input among 101 stored quantiles of the scores: close to the raw scores' answers."""
+    from scipy.stats import percentileofscore
+
+    from explorer.anomaly import histogram, percentile
+
+    x = np.random.default_rng(0).gamma(2.0, 3.0, 5000)
+    q = np.quantile(x, np.linspace(0, 1, 101))
+    for v in (0.5, 3.0, 6.0, 12.0, 25.0):
+        assert abs(percentile(v, q) - percentileofscore(x, v)) < 1.0
+    assert percentile(-1.0, q) == 0 and percentile(1e9, q) == 100
+    assert percentile(5.0, [5.0] * 101) == 50  # all scores equal: the middle
+    edges = np.linspace(0, 30, 31)
+    assert np.abs(histogram(q, edges) - np.histogram(x, edges)[0] / len(x)).max() < 0.01
+
+
 def test_png_bits_measures_complexity():
-    from training.scorecard import png_bits
+    from explorer.anomaly import png_bits
 
     flat = torch.zeros(1, 1, 28, 28)
     noise = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -142,13 +176,16 @@ def make_checkpoints(tmp_path) -> Path:
     for name, bottleneck in (("ae-2", "ae"), ("vae-2", "vae")):
         Autoencoder(ModelConfig(bottleneck=bottleneck, latent_dim=2, channels=4, hidden_dim=16)).save_pretrained(folder / name)
     Classifier(ClassifierConfig(channels=4, feature_dim=8)).eval().save_pretrained(folder / "classifier", {"test_accuracy": 0.5})
+    rng = np.random.default_rng(0)  # the atlas codes that the interpolation distances are measured against
+    np.savez(folder / "atlas.npz", **{f"{n}__mean": rng.standard_normal((40, 2)).astype(np.float32) for n in ("ae-2", "vae-2")})
     return tmp_path
 
 
 def run_scorecard(root: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "training.scorecard", "--dataset", "mnist", "--data-root",
                            str(root / "data"), "--checkpoints", str(root / "ckpt"), "--samples", "50",
-                           "--labels-per-class", "5", "--ood-images", "20", "--ood-k", "4", *extra], cwd=ROOT, capture_output=True, text=True)
+                           "--labels-per-class", "5", "--ood-images", "20", "--ood-k", "4", "--impute-images", "12", "--impute-steps", "3",
+                           "--impute-chains", "2", "--pairs", "15", *extra], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
@@ -172,6 +209,19 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
         assert set(ood["scores"]) == expected and ood["n_images"] == 20
         assert all(0 <= f["auroc"] <= 1 for pair in ood["pairs"].values() for f in pair.values())
         assert len(ood["quantiles"]["test"]["recon_error"]) == 101
+        imp = m["tasks"]["imputation"]
+        assert set(imp["masks"]) == {"top_half", "bottom_half", "left_half", "centre", "random_50", "random_80"}
+        methods = {"zero_fill", "mean_fill", "iterative"} | ({f"{s}_{k}" for s in ("pseudo_gibbs", "metropolis_within_gibbs")
+                                                              for k in ("single", "mean")} if m["variational"] else set())
+        assert all(set(v["mse_missing"]) == methods and set(v["accuracy"]) == methods for v in imp["masks"].values())
+        assert imp["masks"]["top_half"]["missing_share"] == 0.5 and imp["n_images"] == 12
+        assert 0.6 < imp["masks"]["random_80"]["missing_share"] < 1.0
+        assert all(0 <= a <= 1 for v in imp["masks"].values() for a in v["acceptance"].values())
+        assert imp["best"]["mse_missing"] == min(v for k, v in imp["mean_over_masks"].items() if k not in ("zero_fill", "mean_fill"))
+        interp = m["tasks"]["interpolation"]
+        assert interp["pairs"] == 15 and 0 <= interp["off_class_fraction"] <= interp["paths_with_off_class_point"] <= 1
+        assert 0 <= interp["unsure_fraction"] <= 1
+        assert 0 < interp["mean_distance"] <= interp["mean_max_distance"] <= interp["max_distance"]
     assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
     assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
     # verdicts follow the figures: the winner has the best primary figure

@@ -80,3 +80,13 @@ def ood_metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, floa
     s = np.r_[np.asarray(scores_in, np.float64), np.asarray(scores_out, np.float64)]
     fpr, tpr, _ = roc_curve(y, s)
     return {"auroc": float(roc_auc_score(y, s)), "fpr_at_95_tpr": float(fpr[np.searchsorted(tpr, 0.95)])}
+
+
+def roc_points(scores_in: np.ndarray, scores_out: np.ndarray, n: int = 51) -> dict[str, list[float]]:
+    """The ROC curve (OOD = positive) at n evenly spaced false-positive rates: the best TPR at each FPR."""
+    y = np.r_[np.zeros(len(scores_in)), np.ones(len(scores_out))]
+    s = np.r_[np.asarray(scores_in, np.float64), np.asarray(scores_out, np.float64)]
+    fpr, tpr, _ = roc_curve(y, s)
+    grid = np.linspace(0, 1, n)
+    best = tpr[np.searchsorted(fpr, grid, side="right") - 1]  # roc_curve's fpr is sorted; fpr[0] = 0
+    return {"fpr": grid.round(4).tolist(), "tpr": best.round(4).tolist()}

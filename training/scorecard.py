@@ -22,6 +22,15 @@ Tasks (TASKS below), on the full 10,000-image test set:
                   test set, uniform noise, inverted and 90-degree-rotated test images; trimmed to a random
                   1,000 images of each set (--ood-images), since the VAE's IS-NLL (k = 100) costs 100 decodes
                   an image
+  imputation      masks (top, bottom, left half; centre square; 50 % and 80 % random pixels) on a random 250 test
+                  images (--impute-images): MSE on the missing pixels and the classifier's accuracy, for the zero
+                  and mean-image fills, every model's iterative fill, and a VAE's pseudo-Gibbs and
+                  Metropolis-within-Gibbs samplers (Mattei & Frellsen 2018; 4 chains, 20 steps: one imputation
+                  and the mean of the chains)
+  interpolation   linear paths between the latent means of 1,000 random test pairs (9 interior points):
+                  normalized distance to the nearest atlas code (mean, and the mean of each path's maximum)
+                  and the share of points the classifier assigns, p > 0.9, to neither endpoint's class (and the
+                  share it cannot call: no class above 0.5)
 """
 from __future__ import annotations
 
@@ -39,17 +48,19 @@ import torch
 
 from models import Autoencoder, CheckpointError, ModelConfig
 from models.checkpoint import atomic_write_text, read_metrics
+from explorer.anomaly import anomaly_scores
+from explorer.scorecard import TIE, markdown, readme_block
 from models.classifier import Classifier
 
 from .cli import OneLineParser, fail
 from .data import DATASETS, DataError, load_split, prepare_batch, to_float
-from .evaluate import checkpoint_dataset, evaluate_images, pca_fit, per_image_terms
-from .metrics import frechet_distance_features, ood_metrics, precision_recall
+from .evaluate import checkpoint_dataset, evaluate_images, pca_fit
+from .metrics import frechet_distance_features, ood_metrics, precision_recall, roc_points
 
 SEED = 0
-TIE = 0.01  # a relative margin below this is called a tie
 N_SAMPLES = 10_000
 LABELS_PER_CLASS, LABEL_DRAWS = 100, 10
+INTERPOLATION_POINTS = 9  # interior points of each linear path
 NOISES = {"gaussian_0.2": ("gaussian", 0.2), "gaussian_0.5": ("gaussian", 0.5), "salt_pepper_0.2": ("salt_pepper", 0.2)}
 
 
@@ -69,6 +80,10 @@ class Context:
     labels_per_class: int = LABELS_PER_CLASS
     ood_images: int = 1000  # images per set for the OOD task (IS-NLL with k samples each)
     ood_k: int = 100
+    impute_images: int = 250  # images per mask for the imputation task
+    impute_steps: int = 20
+    impute_chains: int = 4
+    pairs: int = 1000  # interpolation pairs
     other_test_x: torch.Tensor | None = None  # the other dataset's test images (cross-dataset OOD)
     cache: dict = field(default_factory=dict)
 
@@ -157,46 +172,21 @@ def ood_inputs(ctx: Context) -> dict[str, torch.Tensor]:
     return sets
 
 
-def png_bits(x: torch.Tensor) -> np.ndarray:
-    """Losslessly compressed length (PNG, zlib level 9) of each image (B, 1, H, W) in [0, 1], in bits."""
-    import io
-
-    from PIL import Image
-
-    out = []
-    for img in (x[:, 0] * 255).round().to(torch.uint8).numpy():
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG", optimize=True)
-        out.append(8 * buf.tell())
-    return np.asarray(out, np.float64)
-
-
 def ood_scores(ctx: Context, name: str, model: Autoencoder, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image anomaly scores (higher = more anomalous) of uint8 images, preprocessed as the model's test set.
-
-    recon_error: squared error of the reconstruction, summed over pixels (every model); for a VAE also
-    neg_elbo, nll (IWAE, k importance samples) and complexity: NLL in bits minus the PNG length in bits
-    (Serrà et al. 2020, "Input complexity and out-of-distribution detection with likelihood-based generative
-    models", eq. 2: S(x) = -log2 p(x) - L(x))."""
+    """Per-image anomaly scores (explorer/anomaly.py) of uint8 images, preprocessed as the model's test set."""
     x_all = prepare_batch(images, ctx.binarize(name), torch.Generator().manual_seed(SEED))
     g_elbo, g_iwae = torch.Generator().manual_seed(SEED + 1), torch.Generator().manual_seed(SEED + 2)
-    k = ctx.ood_k if model.config.is_variational else 0
-    terms = [per_image_terms(model, x, k, g_elbo, g_iwae, chunk=max(1, 10_000 // len(x))) for x in x_all.split(100)]
-    out = {"recon_error": torch.cat([t["sq_err"] for t in terms]).double().numpy()}
-    if model.config.is_variational:
-        out["neg_elbo"] = torch.cat([t["neg_elbo"] for t in terms]).double().numpy()
-        out["nll"] = -torch.cat([t["log_px"] for t in terms]).double().numpy()
-        out["complexity"] = out["nll"] / np.log(2) - png_bits(x_all)
-    return out
+    return anomaly_scores(model, x_all, ctx.ood_k, g_elbo, g_iwae)
 
 
 def ood(ctx: Context, name: str, model: Autoencoder) -> dict:
     sets = ood_inputs(ctx)
     scores = {key: ood_scores(ctx, name, model, images) for key, images in sets.items()}
     inside = scores.pop("test")
-    pairs = {key: {s: ood_metrics(inside[s], v[s]) for s in v} for key, v in scores.items()}
+    pairs = {key: {s: {**ood_metrics(inside[s], v[s]), "roc": roc_points(inside[s], v[s])} for s in v}
+             for key, v in scores.items()}
     qs = np.linspace(0, 1, 101)
-    out = {"n_images": len(sets["test"]), "k": ctx.ood_k if model.config.is_variational else None,
+    out = {"n_images": len(sets["test"]), "binarized": ctx.binarize(name), "k": ctx.ood_k if model.config.is_variational else None,
            "scores": list(inside), "pairs": pairs,
            "mean_scores": {key: {s: float(v.mean()) for s, v in sc.items()} for key, sc in {"test": inside, **scores}.items()},
            "quantiles": {key: {s: np.quantile(v, qs).tolist() for s, v in sc.items()}
@@ -207,6 +197,85 @@ def ood(ctx: Context, name: str, model: Autoencoder) -> dict:
         out["best_cross_dataset"] = {"score": best, **pairs[other][best]}
         if "nll" in inside:  # Nalisnick et al. 2019: can the other dataset look *more* likely than our own?
             out["other_dataset_nll_below_test_median"] = float((scores[other]["nll"] < np.median(inside["nll"])).mean())
+    return out
+
+
+def subset(ctx: Context, n: int, salt: int = 0) -> np.ndarray:
+    """A seeded random subset of test indices (MNIST's test set is ordered by writer group, so never the first n)."""
+    return np.random.default_rng([SEED, salt]).permutation(len(ctx.test_x))[:n]
+
+
+@torch.inference_mode()
+def predict(ctx: Context, images: torch.Tensor) -> np.ndarray:
+    """Class probabilities (N, classes) of float (N, 1, H, W) images from the shipped classifier."""
+    return torch.cat([ctx.classifier(b).softmax(1) for b in images.split(1000)]).numpy()
+
+
+def imputation(ctx: Context, name: str, model: Autoencoder) -> dict:
+    """Missing-pixel MSE and classifier accuracy of each fill, per mask, on a random subset of test images.
+
+    Every model gets the deterministic iterative fill (encode the current fill, decode, replace the missing
+    pixels); a VAE also gets pseudo-Gibbs and Metropolis-within-Gibbs, `impute_chains` chains each (the
+    first chain's imputation, and the mean of all of them). Chains start from the mean-image fill."""
+    from explorer import impute
+
+    idx = subset(ctx, ctx.impute_images, salt=1)
+    x, y = to_float(ctx.test_x[idx]), ctx.test_y[idx]
+    start = to_float(ctx.train_x).mean(0)  # (1, H, W): the mean training image
+    out = {"n_images": len(idx), "steps": ctx.impute_steps, "chains": ctx.impute_chains, "masks": {}}
+    accuracy = lambda images: float((predict(ctx, images).argmax(1) == y).mean())  # noqa: E731
+    out["clean_accuracy"] = accuracy(x)
+    for mask_i, mask in enumerate(impute.MASKS):
+        g = torch.Generator().manual_seed(SEED + mask_i)
+        missing = impute.preset_mask(mask, len(x), *x.shape[1:], generator=g)
+        fills = {"zero_fill": impute.fill(x, missing, 0.0), "mean_fill": impute.fill(x, missing, start),
+                 "iterative": torch.cat([impute.ae_fill(model, xb, mb, start, ctx.impute_steps)
+                                         for xb, mb in zip(x.split(250), missing.split(250))])}
+        acceptance = {}
+        if model.config.is_variational:
+            for method, sampler in (("pseudo_gibbs", impute.pseudo_gibbs),
+                                    ("metropolis_within_gibbs", impute.metropolis_within_gibbs)):
+                runs = [sampler(model, xb, mb, start, ctx.impute_steps, ctx.impute_chains, g)
+                        for xb, mb in zip(x.split(250), missing.split(250))]
+                fills[f"{method}_single"] = torch.cat([r.means[0] for r in runs])
+                fills[f"{method}_mean"] = torch.cat([r.mean for r in runs])
+                acceptance[method] = float(np.mean([r.acceptance for r in runs]))
+        out["masks"][mask] = {
+            "missing_share": float(missing.float().mean()),
+            "mse_missing": {k: float(impute.missing_mse(v, x, missing).mean()) for k, v in fills.items()},
+            "accuracy": {k: accuracy(v) for k, v in fills.items()},
+            "acceptance": acceptance,
+        }
+    methods = [m for m in out["masks"][next(iter(impute.MASKS))]["mse_missing"] if m not in ("zero_fill", "mean_fill")]
+    out["mean_over_masks"] = {m: float(np.mean([v["mse_missing"][m] for v in out["masks"].values()]))
+                              for m in ["zero_fill", "mean_fill", *methods]}
+    best = min(methods, key=out["mean_over_masks"].get)
+    out["best"] = {"method": best, "mse_missing": out["mean_over_masks"][best]}
+    return out
+
+
+def interpolation(ctx: Context, name: str, model: Autoencoder) -> dict:
+    """Linear paths between the latent means of random test pairs: how far the path strays from the atlas
+    codes (the app's normalized distance: 1 = the median gap between atlas codes), and how often the
+    classifier is sure (p > 0.9) that a path point is a class neither endpoint belongs to (a hole)."""
+    from explorer import latent
+
+    rng = np.random.default_rng([SEED, 2])
+    a, b = rng.integers(0, len(ctx.test_x), (2, ctx.pairs))
+    za, zb = latent_means(model, ctx.test_x[a]), latent_means(model, ctx.test_x[b])
+    t = np.linspace(0, 1, INTERPOLATION_POINTS + 2)[1:-1]  # the interior points of each path
+    z = (za[:, None] * (1 - t[None, :, None]) + zb[:, None] * t[None, :, None]).reshape(-1, za.shape[1])
+    probs = predict(ctx, decode(model, z)).reshape(ctx.pairs, len(t), -1)
+    sure, cls = probs.max(-1) > 0.9, probs.argmax(-1)
+    elsewhere = sure & (cls != ctx.test_y[a][:, None]) & (cls != ctx.test_y[b][:, None])
+    out = {"pairs": ctx.pairs, "points_per_path": len(t), "off_class_fraction": float(elsewhere.mean()),
+           "paths_with_off_class_point": float(elsewhere.any(1).mean()),
+           "unsure_fraction": float((probs.max(-1) < 0.5).mean())}  # points the judge cannot call: no class > 0.5
+    codes = ctx.atlas.get(f"{name}__mean")
+    if codes is not None:
+        dist = (latent.nearest_distance(z, codes) / latent.median_nn_distance(codes)).reshape(ctx.pairs, len(t))
+        out.update(mean_distance=float(dist.mean()), mean_max_distance=float(dist.max(1).mean()),
+                   max_distance=float(dist.max()))
     return out
 
 
@@ -258,7 +327,7 @@ def representation_baselines(ctx: Context, dims: list[int]) -> dict:
 
 TASKS: dict[str, Callable[[Context, str, Autoencoder], dict]] = {
     "reconstruction": reconstruction, "generation": generation, "denoising": denoising,
-    "representation": representation, "ood": ood,
+    "representation": representation, "ood": ood, "imputation": imputation, "interpolation": interpolation,
 }
 # verdict -> (task, figure path in the task's output, "lower"/"higher" is better): the figure it compares
 PRIMARY = {
@@ -268,6 +337,9 @@ PRIMARY = {
     "denoising": ("denoising", ("gaussian_0.5", "mse_to_clean"), "lower"),
     "representation (few labels)": ("representation", ("logreg", "few_labels_mean"), "higher"),
     "ood (other dataset)": ("ood", ("best_cross_dataset", "auroc"), "higher"),
+    "imputation (best method)": ("imputation", ("best", "mse_missing"), "lower"),
+    "interpolation (holes)": ("interpolation", ("off_class_fraction",), "lower"),
+    "interpolation (distance)": ("interpolation", ("mean_max_distance",), "lower"),
 }
 
 
@@ -316,88 +388,6 @@ def verdicts(models: dict) -> dict:
     return out
 
 
-# ---- the README's tables, generated from scorecard.json (tests check that the README shows these) ------
-def fmt(v, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-
-def table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-
-
-def total_minutes(card: dict) -> float:
-    """The compute time of every figure in the card: each model's tasks plus the baselines (seconds -> min)."""
-    seconds = sum(sum(m.get("seconds", {}).values()) for m in card["models"].values())
-    return (seconds + sum(card["seconds"].get("baselines", {}).values())) / 60
-
-
-def markdown(card: dict) -> str:
-    """The scorecard of one dataset as markdown tables: verdicts first, then each task's figures."""
-    models = card["models"]
-    names = sorted(models, key=lambda n: (-models[n]["latent_dim"], n))
-    lines = [f"Scorecard of `{card['dataset']}` ({card['protocol']['test_images']} test images, seed "
-             f"{card['protocol']['seed']}; classifier test accuracy {fmt(card['classifier'].get('test_accuracy'), 4)}; "
-             f"computing every figure took {total_minutes(card):.1f} min, task by task, on "
-             f"{card['seconds'].get('threads', '?')} thread(s)). Winner per task and latent size, from the figures:", ""]
-    rows = []
-    for task, by_dim in card["verdicts"].items():
-        for dim, v in sorted(by_dim.items(), key=lambda kv: -int(kv[0])):
-            values = ", ".join(f"{n} {x:.4g}" for n, x in v["ranking"])
-            if v.get("tie"):
-                verdict = f"tie (within {TIE:.0%})"
-            else:
-                verdict = f"**{v['winner']}**" + (f" by {v['margin']:.3g}" if "margin" in v else "") + (
-                    f" ({v['ratio']:.2f}x)" if v.get("ratio") else "")
-            rows.append([task, f"{dim}-D", f"{v['figure']} ({v['better']} is better)", values, verdict])
-    lines += table(["task", "latent", "figure", "values", "winner"], rows)
-    have = lambda task: [n for n in names if task in models[n]["tasks"]]  # noqa: E731
-    if have("generation"):
-        base = card.get("baselines", {}).get("generation", {})
-        rows = [[n, s, fmt(f["fd"], 2), fmt(f["precision"]), fmt(f["recall"])]
-                for n in have("generation") for s, f in models[n]["tasks"]["generation"].items() if s != "best"]
-        rows += [[f"*{k}*", "–", fmt(f["fd"], 2), fmt(f.get("precision")), fmt(f.get("recall"))] for k, f in base.items()]
-        lines += ["", "Generation (Fréchet distance and precision/recall, k = 3, in the classifier's features):", ""]
-        lines += table(["model", "sampler", "FD", "precision", "recall"], rows)
-    if have("ood"):
-        pairs = sorted({p for n in have("ood") for p in models[n]["tasks"]["ood"]["pairs"]})
-        rows = [[n, s] + [fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["auroc"]) + " / "
-                          + fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["fpr_at_95_tpr"], 2) for p in pairs]
-                for n in have("ood") for s in models[n]["tasks"]["ood"]["scores"]]
-        lines += ["", f"Out-of-distribution detection, AUROC / FPR at 95 % TPR (a random "
-                      f"{card['protocol'].get('ood_images')} images of each set, IS-NLL with k = {card['protocol'].get('ood_k')}):", ""]
-        lines += table(["model", "score"] + pairs, rows)
-        nal = [(n, models[n]["tasks"]["ood"].get("other_dataset_nll_below_test_median")) for n in have("ood")]
-        nal = [(n, v) for n, v in nal if v is not None]
-        if nal:
-            lines += ["", "Share of the other dataset's images that get a *lower* NLL (look more likely) than the median "
-                      "test image: " + ", ".join(f"{n} {v:.1%}" for n, v in nal) + "."]
-    if have("denoising"):
-        noises = list(models[have("denoising")[0]]["tasks"]["denoising"])
-        rows = [[n] + [fmt(models[n]["tasks"]["denoising"][k]["mse_to_clean"], 4) for k in noises] for n in have("denoising")]
-        rows.append(["*noisy input*"] + [fmt(models[have("denoising")[0]]["tasks"]["denoising"][k]["noisy_input_mse"], 4)
-                                         for k in noises])
-        lines += ["", "Denoising, MSE per pixel of the reconstruction to the clean image:", ""]
-        lines += table(["model"] + noises, rows)
-    if have("representation"):
-        reps = {n: models[n]["tasks"]["representation"] for n in have("representation")}
-        reps.update({f"*{k}*": v for k, v in card.get("baselines", {}).get("representation", {}).items()})
-        per = card["protocol"].get("labels_per_class")
-        rows = [[n] + [f"{fmt(r[c]['few_labels_mean'])} ± {fmt(r[c]['few_labels_std'])}" for c in ("knn5", "logreg")]
-                + [fmt(r[c]["all_labels"]) for c in ("knn5", "logreg")] for n, r in reps.items()]
-        lines += ["", f"Representation, test accuracy from the latent means ({per} labels per class: mean ± std over "
-                      f"{card['protocol'].get('label_draws')} draws; and all labels):", ""]
-        lines += table(["features", f"kNN-5, {per}/class", f"logreg, {per}/class", "kNN-5, all", "logreg, all"], rows)
-    if have("reconstruction"):
-        rows = [[n, fmt(models[n]["tasks"]["reconstruction"]["mse_per_pixel"], 4),
-                 fmt(models[n]["tasks"]["reconstruction"]["nats_per_image"], 2)] for n in have("reconstruction")]
-        lines += ["", "Reconstruction (the evaluator's figures):", ""] + table(["model", "MSE/pixel", "nats/image"], rows)
-    return "\n".join(lines) + "\n"
-
-
-def readme_block(dataset: str) -> tuple[str, str]:
-    return f"<!-- SCORECARD:{dataset} -->", f"<!-- /SCORECARD:{dataset} -->"
-
-
 def update_readme(readme: Path, dataset: str, text: str) -> None:
     """Replace the README's generated block for `dataset` (between its two markers) by `text`."""
     start, end = readme_block(dataset)
@@ -439,6 +429,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels-per-class", type=int, default=LABELS_PER_CLASS, help="the few-labels probes")
     p.add_argument("--ood-images", type=int, default=1000, help="images per OOD set (the IS-NLL is the cost)")
     p.add_argument("--ood-k", type=int, default=100, help="importance samples for the OOD task's NLL")
+    p.add_argument("--impute-images", type=int, default=250, help="test images per mask for the imputation task")
+    p.add_argument("--impute-steps", type=int, default=20, help="iterations of every fill and sampler")
+    p.add_argument("--impute-chains", type=int, default=4, help="chains per image of each VAE sampler")
+    p.add_argument("--pairs", type=int, default=1000, help="test pairs for the interpolation task")
     p.add_argument("--markdown", action="store_true", help="print the existing scorecard.json as markdown; compute nothing")
     p.add_argument("--update-readme", metavar="README", help="also write the markdown into README's block for the dataset")
     args = p.parse_args(argv)
@@ -454,7 +448,8 @@ def main(argv: list[str] | None = None) -> None:
             except (OSError, ValueError) as e:
                 fail(prog, str(e))
         return
-    for flag in ("samples", "labels_per_class", "ood_images", "ood_k"):
+    for flag in ("samples", "labels_per_class", "ood_images", "ood_k", "impute_images", "impute_steps",
+                 "impute_chains", "pairs"):
         if getattr(args, flag) < 2:
             p.error(f"--{flag.replace('_', '-')} must be >= 2, got {getattr(args, flag)}")
     folder = Path(args.checkpoints) / args.dataset
@@ -489,7 +484,9 @@ def main(argv: list[str] | None = None) -> None:
         except DataError as e:
             print(f"no cross-dataset OOD pair: {e}", flush=True)
     ctx = Context(args.dataset, test_x, test_y.numpy(), train_x, train_y.numpy(), classifier, atlas, found,
-                  args.samples, args.labels_per_class, args.ood_images, args.ood_k, other_x)
+                  samples=args.samples, labels_per_class=args.labels_per_class, ood_images=args.ood_images,
+                  ood_k=args.ood_k, impute_images=args.impute_images, impute_steps=args.impute_steps,
+                  impute_chains=args.impute_chains, pairs=args.pairs, other_test_x=other_x)
 
     out_path = folder / "scorecard.json"
     card = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -537,7 +534,9 @@ def main(argv: list[str] | None = None) -> None:
         protocol={"seed": SEED, "test_images": len(test_x), "train_images": len(train_x), "samples": args.samples,
                   "precision_recall_k": 3, "labels_per_class": args.labels_per_class, "label_draws": LABEL_DRAWS,
                   "noises": {k: list(v) for k, v in NOISES.items()}, "ood_images": args.ood_images,
-                  "ood_k": args.ood_k, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
+                  "ood_k": args.ood_k, "impute_images": args.impute_images, "impute_steps": args.impute_steps,
+                  "impute_chains": args.impute_chains, "interpolation_pairs": args.pairs,
+                  "interpolation_points": INTERPOLATION_POINTS, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
         verdicts=verdicts(card["models"]),
     )
     card.setdefault("seconds", {})["last_run"] = round(time.perf_counter() - t_all, 1)

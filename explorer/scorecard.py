@@ -1,0 +1,213 @@
+"""Reading a scorecard.json (written by training/scorecard.py): the README's tables and the app's Scorecard tab.
+
+Plain Python and numpy (pandas for the plots' frames, which Gradio brings): nothing here computes a figure.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+TIE = 0.01  # a relative margin below this is called a tie
+
+
+# ---- the README's tables (tests check that the README shows these) ---------------------------------
+def fmt(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+
+def total_minutes(card: dict) -> float:
+    """The compute time of every figure in the card: each model's tasks plus the baselines (seconds -> min)."""
+    seconds = sum(sum(m.get("seconds", {}).values()) for m in card["models"].values())
+    return (seconds + sum(card["seconds"].get("baselines", {}).values())) / 60
+
+
+def verdict_rows(card: dict) -> list[list[str]]:
+    """One row per task and latent size: the figure compared, every model's value, the winner and its margin."""
+    rows = []
+    for task, by_dim in card["verdicts"].items():
+        for dim, v in sorted(by_dim.items(), key=lambda kv: -int(kv[0])):
+            values = ", ".join(f"{n} {x:.4g}" for n, x in v["ranking"])
+            if v.get("tie"):
+                verdict = f"tie (within {TIE:.0%})"
+            else:
+                verdict = f"**{v['winner']}**" + (f" by {v['margin']:.3g}" if "margin" in v else "") + (
+                    f" ({v['ratio']:.2f}x)" if v.get("ratio") else "")
+            rows.append([task, f"{dim}-D", f"{v['figure']} ({v['better']} is better)", values, verdict])
+    return rows
+
+
+def markdown(card: dict) -> str:
+    """The scorecard of one dataset as markdown tables: verdicts first, then each task's figures."""
+    models = card["models"]
+    names = sorted(models, key=lambda n: (-models[n]["latent_dim"], n))
+    lines = [f"Scorecard of `{card['dataset']}` ({card['protocol']['test_images']} test images, seed "
+             f"{card['protocol']['seed']}; classifier test accuracy {fmt(card['classifier'].get('test_accuracy'), 4)}; "
+             f"computing every figure took {total_minutes(card):.1f} min, task by task, on "
+             f"{card['seconds'].get('threads', '?')} thread(s)). Winner per task and latent size, from the figures:", ""]
+    lines += table(["task", "latent", "figure", "values", "winner"], verdict_rows(card))
+    have = lambda task: [n for n in names if task in models[n]["tasks"]]  # noqa: E731
+    if have("generation"):
+        base = card.get("baselines", {}).get("generation", {})
+        rows = [[n, s, fmt(f["fd"], 2), fmt(f["precision"]), fmt(f["recall"])]
+                for n in have("generation") for s, f in models[n]["tasks"]["generation"].items() if s != "best"]
+        rows += [[f"*{k}*", "–", fmt(f["fd"], 2), fmt(f.get("precision")), fmt(f.get("recall"))] for k, f in base.items()]
+        lines += ["", "Generation (Fréchet distance and precision/recall, k = 3, in the classifier's features):", ""]
+        lines += table(["model", "sampler", "FD", "precision", "recall"], rows)
+    if have("ood"):
+        pairs = sorted({p for n in have("ood") for p in models[n]["tasks"]["ood"]["pairs"]})
+        rows = [[n, s] + [fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["auroc"]) + " / "
+                          + fmt(models[n]["tasks"]["ood"]["pairs"][p][s]["fpr_at_95_tpr"], 2) for p in pairs]
+                for n in have("ood") for s in models[n]["tasks"]["ood"]["scores"]]
+        lines += ["", f"Out-of-distribution detection, AUROC / FPR at 95 % TPR (a random "
+                      f"{card['protocol'].get('ood_images')} images of each set, IS-NLL with k = {card['protocol'].get('ood_k')}):", ""]
+        lines += table(["model", "score"] + pairs, rows)
+        nal = [(n, models[n]["tasks"]["ood"].get("other_dataset_nll_below_test_median")) for n in have("ood")]
+        nal = [(n, v) for n, v in nal if v is not None]
+        if nal:
+            lines += ["", "Share of the other dataset's images that get a *lower* NLL (look more likely) than the median "
+                      "test image: " + ", ".join(f"{n} {v:.1%}" for n, v in nal) + "."]
+    if have("denoising"):
+        noises = list(models[have("denoising")[0]]["tasks"]["denoising"])
+        rows = [[n] + [fmt(models[n]["tasks"]["denoising"][k]["mse_to_clean"], 4) for k in noises] for n in have("denoising")]
+        rows.append(["*noisy input*"] + [fmt(models[have("denoising")[0]]["tasks"]["denoising"][k]["noisy_input_mse"], 4)
+                                         for k in noises])
+        lines += ["", "Denoising, MSE per pixel of the reconstruction to the clean image:", ""]
+        lines += table(["model"] + noises, rows)
+    if have("representation"):
+        reps = {n: models[n]["tasks"]["representation"] for n in have("representation")}
+        reps.update({f"*{k}*": v for k, v in card.get("baselines", {}).get("representation", {}).items()})
+        per = card["protocol"].get("labels_per_class")
+        rows = [[n] + [f"{fmt(r[c]['few_labels_mean'])} ± {fmt(r[c]['few_labels_std'])}" for c in ("knn5", "logreg")]
+                + [fmt(r[c]["all_labels"]) for c in ("knn5", "logreg")] for n, r in reps.items()]
+        lines += ["", f"Representation, test accuracy from the latent means ({per} labels per class: mean ± std over "
+                      f"{card['protocol'].get('label_draws')} draws; and all labels):", ""]
+        lines += table(["features", f"kNN-5, {per}/class", f"logreg, {per}/class", "kNN-5, all", "logreg, all"], rows)
+    if have("imputation"):
+        masks = list(models[have("imputation")[0]]["tasks"]["imputation"]["masks"])
+        first = models[have("imputation")[0]]["tasks"]["imputation"]
+        rows = [[f"*{k.replace('_', ' ')}*"] + [fmt(first["masks"][mk]["mse_missing"][k], 4) for mk in masks]
+                + [fmt(first["mean_over_masks"][k], 4),
+                   fmt(float(np.mean([first["masks"][mk]["accuracy"][k] for mk in masks])))]
+                for k in ("zero_fill", "mean_fill")]
+        for n in have("imputation"):
+            imp = models[n]["tasks"]["imputation"]
+            for k in imp["mean_over_masks"]:
+                if k in ("zero_fill", "mean_fill"):
+                    continue
+                acc = np.mean([imp["masks"][mk]["accuracy"][k] for mk in masks])
+                rows.append([f"{n} {k.replace('_', ' ')}"] + [fmt(imp["masks"][mk]["mse_missing"][k], 4) for mk in masks]
+                            + [fmt(imp["mean_over_masks"][k], 4), fmt(float(acc))])
+        lines += ["", f"Imputation, MSE per missing pixel ({first['n_images']} test images, {first['steps']} steps, "
+                      f"{first['chains']} chains per VAE sampler; *single*: one chain, *mean*: the mean of the chains). "
+                      f"Last column: the classifier's accuracy on the filled images, averaged over masks (clean images: "
+                      f"{fmt(first['clean_accuracy'])}):", ""]
+        lines += table(["fill"] + masks + ["mean", "accuracy"], rows)
+    if have("interpolation"):
+        rows = [[n] + [fmt(models[n]["tasks"]["interpolation"].get(k)) for k in
+                       ("mean_distance", "mean_max_distance", "max_distance", "off_class_fraction",
+                        "paths_with_off_class_point", "unsure_fraction")] for n in have("interpolation")]
+        first = models[have("interpolation")[0]]["tasks"]["interpolation"]
+        lines += ["", f"Interpolation on linear paths ({first['pairs']} random test pairs, {first['points_per_path']} "
+                      "interior points each): normalized distance to the nearest atlas code (1 = the median gap between "
+                      "atlas codes), the share of points the classifier calls, p > 0.9, a class neither endpoint is, and the "
+                      "share it cannot call (no class above 0.5):", ""]
+        lines += table(["model", "mean distance", "mean of path max", "max", "off-class points", "paths with one",
+                        "unsure points"], rows)
+    if have("reconstruction"):
+        rows = [[n, fmt(models[n]["tasks"]["reconstruction"]["mse_per_pixel"], 4),
+                 fmt(models[n]["tasks"]["reconstruction"]["nats_per_image"], 2)] for n in have("reconstruction")]
+        lines += ["", "Reconstruction (the evaluator's figures):", ""] + table(["model", "MSE/pixel", "nats/image"], rows)
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(dataset: str) -> tuple[str, str]:
+    return f"<!-- SCORECARD:{dataset} -->", f"<!-- /SCORECARD:{dataset} -->"
+
+
+
+
+# ---- the app's Scorecard tab: frames for Gradio's native plots ----------------------------------------
+def load(path: Path) -> dict | None:
+    """The scorecard.json at `path`, or None if there is none (or it cannot be read)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verdict_markdown(card: dict) -> str:
+    head = (f"Computed by `python -m training.scorecard --dataset {card['dataset']}` on {card.get('created', '?')} "
+            f"({total_minutes(card):.1f} min on {card['seconds'].get('threads', '?')} thread(s)); nothing here is "
+            "computed at request time. **Bold**: the winner of each task and latent size, from the figures.\n\n")
+    return head + "\n".join(table(["task", "latent", "figure", "values", "winner"], verdict_rows(card)))
+
+
+def task_frame(card: dict, verdict: str):
+    """The figure behind one verdict, for every model: columns model, value, latent."""
+    import pandas as pd
+
+    rows = [{"model": name, "value": float(value), "latent": f"{dim}-D"}
+            for dim, v in card["verdicts"].get(verdict, {}).items() for name, value in v["ranking"]]
+    return pd.DataFrame(rows, columns=["model", "value", "latent"])
+
+
+# The OOD sets as the app offers them: the same choices for every dataset ("other_dataset" is whichever real
+# dataset the scorecard paired with this one; the others are made from the test images).
+OOD_CHOICES = {"other_dataset": "the other dataset", "inverted": "inverted test images",
+               "rotated_90": "test images rotated by 90°", "uniform_noise": "uniform noise"}
+
+
+def ood_pairs(card: dict) -> list[str]:
+    return sorted({p for m in card["models"].values() for p in m["tasks"].get("ood", {}).get("pairs", {})})
+
+
+def pair_key(card: dict, choice: str) -> str:
+    """The scorecard's name of an OOD set chosen in the app (one of OOD_CHOICES, or a pair's own name)."""
+    pairs = ood_pairs(card)
+    if choice == "other_dataset":
+        others = [p for p in pairs if p not in OOD_CHOICES]
+        if others:
+            return others[0]
+    elif choice in pairs:
+        return choice
+    raise ValueError(f"the scorecard of {card.get('dataset')} has no OOD set {choice!r}; it has {pairs}.")
+
+
+def roc_frame(card: dict, choice: str):
+    """ROC curves of every model and score against one OOD set: columns fpr, tpr, curve ('model: score, AUROC')."""
+    import pandas as pd
+
+    pair = pair_key(card, choice)
+    rows = []
+    for name, m in card["models"].items():
+        for score, f in m["tasks"].get("ood", {}).get("pairs", {}).get(pair, {}).items():
+            if "roc" in f:
+                curve = f"{name}: {score} ({f['auroc']:.3f})"
+                rows += [{"fpr": x, "tpr": y, "curve": curve} for x, y in zip(f["roc"]["fpr"], f["roc"]["tpr"])]
+    return pd.DataFrame(rows, columns=["fpr", "tpr", "curve"])
+
+
+def imputation_frame(card: dict):
+    """Missing-pixel MSE per mask of the baselines and each model's best fills: columns mask, mse, fill."""
+    import pandas as pd
+
+    rows, baselines_done = [], False
+    for name, m in sorted(card["models"].items(), key=lambda kv: (-kv[1]["latent_dim"], kv[0])):
+        imp = m["tasks"].get("imputation")
+        if not imp:
+            continue
+        for mask, f in imp["masks"].items():
+            for method, mse in f["mse_missing"].items():
+                if method in ("zero_fill", "mean_fill"):
+                    if not baselines_done:
+                        rows.append({"mask": mask, "mse": mse, "fill": method.replace("_", " ")})
+                elif not method.endswith("_single"):
+                    rows.append({"mask": mask, "mse": mse, "fill": f"{name} {method.replace('_', ' ')}"})
+        baselines_done = True
+    return pd.DataFrame(rows, columns=["mask", "mse", "fill"])
