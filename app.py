@@ -635,7 +635,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                                             type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
                                             canvas_size=(280, 280), fixed_canvas=True, height=330,
                                             brush=gr.Brush(default_size=24, colors=["#c00000"], color_mode="fixed"),
-                                            elem_id="imp-editor", scale=1)
+                                            format="png", elem_id="imp-editor", scale=1)
             with gr.Row():
                 imp_masked = gr.Image(label="Masked input", format="png", elem_id="imp-masked", elem_classes="pixelated",
                                       height=170)
@@ -655,11 +655,11 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 an_score = gr.Dropdown([(v, k) for k, v in service.SCORE_LABELS.items()], value="nll",
                                        label="VAE score in the plot", elem_id="an-score")
                 an_other = gr.Button("Current input ← a random image of the other dataset", elem_id="an-other")
-            with gr.Row():
+            with gr.Row():  # native plots take no height: with one, Gradio 6.31 clips their legend away
                 an_ae = gr.LinePlot(x="score", y="share", color="set", label="AE-16: reconstruction error",
-                                    x_title="score", y_title="share of images", height=320, elem_id="an-ae-plot")
+                                    x_title="score", y_title="share of images", elem_id="an-ae-plot")
                 an_vae = gr.LinePlot(x="score", y="share", color="set", label="VAE-16: the chosen score",
-                                     x_title="score", y_title="share of images", height=320, elem_id="an-vae-plot")
+                                     x_title="score", y_title="share of images", elem_id="an-vae-plot")
             an_text = gr.Markdown(elem_id="an-text")
 
         with gr.Tab("Scorecard", elem_id="tab-scorecard"):
@@ -670,14 +670,14 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 with gr.Column():
                     sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task")
                     sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
-                                              height=280, elem_id="sc-task-plot")
+                                              elem_id="sc-task-plot")
                 with gr.Column():
                     sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
                                           label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
                     sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves", x_title="false-positive rate",
-                                         y_title="true-positive rate", height=280, elem_id="sc-roc")
+                                         y_title="true-positive rate", elem_id="sc-roc")
             sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill", label="Imputation: MSE on the missing pixels per mask",
-                                    y_title="MSE per missing pixel", height=300, elem_id="sc-imp")
+                                    y_title="MSE per missing pixel", elem_id="sc-imp")
 
     noop_btn = gr.Button(visible="hidden", elem_id="noop-btn")  # in the page, not shown: the benches click it
     noop_out = gr.Textbox(visible="hidden", elem_id="noop-out")

@@ -307,7 +307,7 @@ def bench_lab(url: str, image: str, n: int = 10) -> None:
     calls = {
         "/noop": lambda: c.predict("mnist", *values, api_name="/noop"),
         "/scorecard": lambda: c.predict("mnist", api_name="/scorecard"),
-        "/anomaly (k = 100)": lambda: c.predict("mnist", handle_file(image), "fashion-mnist", "nll", api_name="/anomaly"),
+        "/anomaly (k = 100)": lambda: c.predict("mnist", handle_file(image), "other_dataset", "nll", api_name="/anomaly"),
         "/impute (MwG, 6 chains, 30 steps)": lambda: c.predict("mnist", handle_file(image), "centre", None, 6,
                                                               "metropolis_within_gibbs", 0, api_name="/impute"),
         "/impute (16 chains)": lambda: c.predict("mnist", handle_file(image), "random_80", None, 16,

@@ -283,7 +283,7 @@ def wait_changed(pg, elem: str, before: np.ndarray, seconds: float = 20.0) -> bo
     """Poll an element's screenshot until it differs from `before` (a plot redraws after its data lands)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if differs(before, element_pixels(pg, elem), min_mean=0.5):
+        if differs(before, element_pixels(pg, elem), min_mean=0.05):  # a moved 2-px line is enough
             return True
         time.sleep(0.5)
     return False

@@ -199,3 +199,19 @@ def test_impute_bad_masks(app, client, images, tmp_path, painted, message):
 def test_impute_bad_arguments(client, images, args, message):
     with pytest.raises(AppError, match=message):
         client.predict("mnist", handle_file(images["mnist"]), *args, api_name="/impute")
+
+
+def test_impute_on_change_and_the_editor_background(client, images):
+    """A new input or preset refills at once (the same answer as /impute); the editor gets the input, 10x."""
+    args = ("mnist", handle_file(images["mnist"]), "centre", None, 3, "pseudo_gibbs", 5)
+    now = client.predict(*args, api_name="/impute_on_change")
+    same = client.predict(*args, api_name="/impute")
+    for a, b in zip(now[:4], same[:4]):
+        np.testing.assert_array_equal(read(a), read(b))
+    assert now[4] == same[4]
+    editor = client.predict(handle_file(images["mnist"]), api_name="/editor_background")
+    background = read(editor["background"])
+    truth = read(images["mnist"])
+    assert background.shape[:2] == (280, 280)
+    np.testing.assert_array_equal(background[::10, ::10, 0] if background.ndim == 3 else background[::10, ::10], truth)
+    assert editor["layers"] == []
