@@ -53,7 +53,7 @@ def preset_mask(name: str, n: int, channels: int, height: int, width: int,
 
 def fill(x: Tensor, missing: Tensor, value: Tensor | float) -> Tensor:
     """x with its missing pixels replaced by `value` (a number, an image, or a batch of images)."""
-    return torch.where(missing, torch.as_tensor(value, dtype=x.dtype).expand_as(x), x)
+    return torch.where(missing, torch.as_tensor(value, dtype=x.dtype, device=x.device).expand_as(x), x)
 
 
 def missing_mse(imputed: Tensor, truth: Tensor, missing: Tensor) -> Tensor:

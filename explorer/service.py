@@ -248,6 +248,7 @@ SCORE_LABELS = {"recon_error": "reconstruction error", "neg_elbo": "−ELBO", "n
 MASK_LABELS = {"top_half": "top half", "bottom_half": "bottom half", "left_half": "left half",
                "centre": "centre square", "random_50": "50 % random", "random_80": "80 % random"}
 
+
 def _scorecard(b: DatasetBundle) -> dict:
     if not b.scorecard or not any("ood" in m.get("tasks", {}) for m in b.scorecard.get("models", {}).values()):
         raise LookupError(f"{b.title}: no scorecard with the OOD task (scorecard.json). Compute it with "
@@ -289,8 +290,6 @@ def anomaly(b: DatasetBundle, image, ood_set: str | None = None, vae_score: str 
         entry = card["models"].get(view.name, {}).get("tasks", {}).get("ood")
         if entry is None:
             raise LookupError(f"{b.title}: the scorecard has no OOD figures for {view.name}.")
-        if "binarized" not in entry:  # older scorecards record it with the reconstruction task only
-            entry = {**entry, "binarized": card["models"][view.name]["tasks"].get("reconstruction", {}).get("binarized")}
         values = input_scores(view, img, entry)
         q_test, q_ood = entry["quantiles"]["test"], entry["quantiles"][ood_set]
         for score, value in values.items():
