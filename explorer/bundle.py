@@ -10,10 +10,10 @@ import torch
 from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent, scorecard
-from .catalog import DATASETS, MODEL_NAMES, REGENERATE, checkpoint_root
+from .catalog import APP_MODELS, DATASETS, REGENERATE, checkpoint_root, find_models
 from .plot import Scatter
 
-__all__ = ["DATASETS", "MODEL_NAMES", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
+__all__ = ["APP_MODELS", "DATASETS", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
            "default_device", "load_all", "load_dataset"]
 COLLAPSED_KL = 0.01  # nats: a VAE dimension with less average KL carries (almost) no information
 
@@ -72,7 +72,7 @@ class ModelView:
 
 @dataclass
 class DatasetBundle:
-    """The atlas of one dataset and whichever of its four models loaded."""
+    """The atlas of one dataset and whichever of its models loaded (every model folder: explorer.catalog.find_models)."""
 
     key: str
     root: Path
@@ -105,7 +105,7 @@ class DatasetBundle:
 
     def status(self) -> str:
         if not self.problems:
-            return f"{self.title}: all four models and the atlas loaded ({len(self.images)} test images)."
+            return f"{self.title}: {len(self.models)} models and the atlas loaded ({len(self.images)} test images)."
         return f"**{self.title}: missing or unusable** — " + "; ".join(self.problems) + f". Run `{REGENERATE}`."
 
 
@@ -127,7 +127,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None) -> Da
             b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")
             atlas = None
     b.scorecard = scorecard.load(b.root / "scorecard.json")
-    for name in MODEL_NAMES:
+    for name in sorted(set(APP_MODELS) | set(find_models(b.root))):  # the tabs' models, and any added later
         folder = b.root / name
         try:
             model = Autoencoder.from_pretrained(folder, device=device)

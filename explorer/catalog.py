@@ -5,11 +5,12 @@ checkpoint is named at once; deeper checks (a corrupt file) come when the models
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-MODEL_NAMES = ("ae-16", "vae-16", "ae-2", "vae-2")
+APP_MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")  # the models the tabs compare; every other model folder loads too
 REGENERATE = "make checkpoints"
 MODEL_FILES = ("config.json", "model.safetensors")
 
@@ -23,5 +24,25 @@ def checkpoint_root() -> Path:
 def missing_files(root: Path, dataset: str) -> list[str]:
     """The expected files of one dataset that do not exist (the atlas, then each model's two files)."""
     folder = Path(root) / dataset
-    expected = [folder / "atlas.npz"] + [folder / m / f for m in MODEL_NAMES for f in MODEL_FILES]
+    expected = [folder / "atlas.npz"] + [folder / m / f for m in APP_MODELS for f in MODEL_FILES]
     return [str(p) for p in expected if not p.is_file()]
+
+
+def find_models(folder: Path) -> list[str]:
+    """Every model of a dataset folder, by name: each subfolder holding config.json and model.safetensors,
+    except the scorecard's classifier (its config says "kind": "classifier"). A config that cannot be read
+    still counts: loading it then says what is wrong with it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if not all((sub / f).is_file() for f in MODEL_FILES):
+            continue
+        try:
+            config = json.loads((sub / "config.json").read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            config = None
+        if not (isinstance(config, dict) and config.get("kind") == "classifier"):
+            names.append(sub.name)
+    return names

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from explorer import latent, service
-from explorer.bundle import MODEL_NAMES, checkpoint_root, load_all, load_dataset
+from explorer.bundle import APP_MODELS, checkpoint_root, load_all, load_dataset
+from explorer.catalog import find_models
 from explorer.images import InputError, load_upload, to_dataset_format
 from explorer.plot import Scatter
 
@@ -205,10 +206,32 @@ def test_missing_checkpoints_are_reported_with_the_fix(tmp_path):
     b = load_dataset("mnist", tmp_path)
     assert b.models == {} and b.images is None
     assert "atlas.npz is missing" in b.status() and "make checkpoints" in b.status()
-    for name in MODEL_NAMES:
+    for name in APP_MODELS:
         assert name in b.status()
     with pytest.raises(LookupError, match="make checkpoints"):
         b.require("ae-16")
+
+
+def test_models_are_found_in_their_folders_not_in_a_list(tmp_path):
+    """A model is any subfolder with config.json + model.safetensors; the classifier and half-written folders
+    are not models; a model added later loads next to the shipped ones."""
+    import shutil
+
+    folder = tmp_path / "mnist"
+    for name in ("ae-16", "vae-16", "ae-2", "vae-2", "classifier"):
+        shutil.copytree(checkpoint_root() / "mnist" / name, folder / name)
+    shutil.copy(checkpoint_root() / "mnist" / "atlas.npz", folder / "atlas.npz")
+    shutil.copytree(checkpoint_root() / "mnist" / "vae-16", folder / "my-vae")  # added later, not in any list
+    (folder / "half-written").mkdir()
+    (folder / "half-written" / "config.json").write_text("{}")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "config.json").write_text("not json")
+    (folder / "broken" / "model.safetensors").write_bytes(b"")
+    assert find_models(folder) == ["ae-16", "ae-2", "broken", "my-vae", "vae-16", "vae-2"]
+    b = load_dataset("mnist", tmp_path)
+    assert set(b.models) == {"ae-16", "ae-2", "vae-16", "vae-2"}  # my-vae has no codes in the atlas yet
+    assert any(p.startswith("broken:") for p in b.problems) and any(p.startswith("my-vae:") for p in b.problems)
+    assert "classifier" not in b.status()
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +243,7 @@ def bundles():
 def test_shipped_bundle_loads_everything(bundles, key):
     b = bundles[key]
     assert b.problems == [], b.problems
-    assert set(b.models) == set(MODEL_NAMES)
+    assert set(b.models) == set(APP_MODELS) == set(find_models(checkpoint_root() / key))
     vae = b.models["vae-16"]
     assert (np.diff(vae.kl_per_dim[vae.order]) <= 0).all()  # sliders ordered by KL, largest first
     for view in b.models.values():

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.catalog import APP_MODELS, find_models
 from models import Autoencoder
 from models.checkpoint import CheckpointError, atomic_write
 from training.cli import OneLineParser, fail
 from training.data import DataError, load_split, to_float
 
-MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -96,7 +96,8 @@ def build_atlas(
     """Every array of atlas.npz for one dataset, keyed as in the team notes ({model}__{name})."""
     folder = Path(checkpoints) / dataset
     dev = torch.device(device)
-    models = {m: load_model(folder / m, dev) for m in MODELS}  # fail before any slow work
+    names = sorted(set(APP_MODELS) | set(find_models(folder)))  # the app's four, and every model added later
+    models = {m: load_model(folder / m, dev) for m in names}  # fail before any slow work
     test_images, test_labels = load_split(dataset, data_root, train=False)
     idx = subset_indices(len(test_images), min(n_images, len(test_images)), seed)
     images = test_images[idx]

@@ -49,6 +49,7 @@ import torch
 from models import Autoencoder, CheckpointError, ModelConfig
 from models.checkpoint import atomic_write_text, read_metrics
 from explorer.anomaly import anomaly_scores
+from explorer.catalog import find_models
 from explorer.scorecard import TIE, markdown, readme_block
 from models.classifier import Classifier
 
@@ -344,21 +345,6 @@ PRIMARY = {
 
 
 # ---- models, verdicts, the file ------------------------------------------------------------------
-def find_models(folder: Path) -> dict[str, Path]:
-    """Every autoencoder checkpoint folder under `folder` (the classifier and anything else are skipped)."""
-    out = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        cfg = sub / "config.json"
-        if not (cfg.is_file() and (sub / "model.safetensors").is_file()):
-            continue
-        try:
-            ModelConfig.from_dict(json.loads(cfg.read_text()))
-        except (ValueError, TypeError):
-            continue
-        out[sub.name] = sub
-    return out
-
-
 def dig(d: dict, path: tuple[str, ...]):
     for k in path:
         if not isinstance(d, dict) or k not in d:
@@ -455,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(args.checkpoints) / args.dataset
     if not folder.is_dir():
         fail(prog, f"{folder} does not exist: train the models first (`make checkpoints`).")
-    found = find_models(folder)
+    found = {name: folder / name for name in find_models(folder)}
     names = parse_list(args.models, found, "models", p) or list(found)
     tasks = parse_list(args.tasks, TASKS, "tasks", p) or list(TASKS)
     if args.threads:
