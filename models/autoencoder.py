@@ -7,7 +7,8 @@ from torch import Tensor, nn
 from .backbones import BACKBONES
 from .config import ModelConfig
 from .likelihood import log_likelihood, mean_image, sample_pixels
-from .posterior import DiagonalGaussian, PointMass, standard_normal_log_prob
+from .posterior import DiagonalGaussian, PointMass
+from .prior import PRIORS, mixture_log_prob, mixture_sample
 
 
 class Autoencoder(nn.Module):
@@ -22,6 +23,8 @@ class Autoencoder(nn.Module):
         n_out = 2 * config.latent_dim if config.is_variational else config.latent_dim
         self.to_latent = nn.Linear(self.encoder.out_dim, n_out)
         self.decoder = decoder_cls(config)
+        self.prior = PRIORS[config.prior](config.latent_dim, components=config.prior_components,
+                                          image_shape=(config.image_channels, config.image_size, config.image_size))
 
     # ---- the public interface -------------------------------------------------------------
     def encode(self, x: Tensor) -> DiagonalGaussian | PointMass:
@@ -49,8 +52,21 @@ class Autoencoder(nn.Module):
         return sample_pixels(params, self.config.likelihood, self.config.gaussian_std, generator)
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
-        """log p(z) summed over latent dimensions, for z of shape (..., D): the standard normal prior."""
-        return standard_normal_log_prob(z)
+        """log p(z) for z of shape (..., D) -> (...), whichever prior the config names (models/prior.py)."""
+        return mixture_log_prob(z, *self.prior.components(self.encode, z))
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+        """n codes z ~ p(z), (n, D); `temperature` scales each component's spread."""
+        like = next(self.parameters())
+        return mixture_sample(n, *self.prior.components(self.encode, like), generator=generator, temperature=temperature)
+
+    def kl(self, posterior, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)) per image, (B,). The standard normal prior has a closed form (Kingma & Welling 2014,
+        Appendix B); a learned prior (mog, vamp) has none, so it is the one-sample Monte-Carlo estimate
+        log q(z|x) - log p(z) at the z ~ q(z|x) that the caller drew (unbiased; Tomczak & Welling 2018, eq. 11)."""
+        if self.config.prior == "standard" or not self.config.is_variational:
+            return posterior.kl()
+        return posterior.log_prob(z) - self.prior_log_prob(z)
 
     def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None) -> Tensor:
         """Reconstruction E[x|z] of x; deterministic (z = posterior mode) unless asked to sample."""
@@ -80,9 +96,15 @@ class Autoencoder(nn.Module):
         posterior = self.encode(x)
         z = posterior.sample(generator)
         recon = -self.log_likelihood(self.decode(z), x).mean()
+        use_floor = free_bits > 0 and self.config.is_variational  # an AE has no KL to floor
+        if self.config.prior != "standard":
+            if use_floor:
+                raise ValueError("free bits floor the KL of each dimension, which only the standard prior has "
+                                 "in closed form; train a mog or vamp prior with --free-bits 0")
+            kl = self.kl(posterior, z).mean()  # one-sample Monte-Carlo estimate (see kl())
+            return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
         kl_per_dim = posterior.kl_per_dim().mean(dim=0)  # (D,)
         kl = kl_per_dim.sum()
-        use_floor = free_bits > 0 and self.config.is_variational  # an AE has no KL to floor
         kl_term = kl_per_dim.clamp(min=free_bits).sum() if use_floor else kl
         return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl}
 

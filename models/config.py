@@ -45,6 +45,11 @@ class ModelConfig(JsonConfig):
     activation: Literal["elu", "relu"] = field(default="elu", metadata={"help": "hidden-layer nonlinearity"})
     image_size: int = field(default=28, metadata={"help": "images are image_size x image_size"})
     image_channels: int = field(default=1, metadata={"help": "1 for grayscale"})
+    # The VAE's prior p(z) (models/prior.py); absent from older config.json files, which were all standard.
+    prior: Literal["standard", "mog", "vamp"] = field(
+        default="standard", metadata={"help": "standard: N(0, I); mog: learned mixture of Gaussians; vamp: VampPrior"}
+    )
+    prior_components: int = field(default=10, metadata={"help": "mog: mixture components; vamp: pseudo-inputs"})
 
     def __post_init__(self) -> None:
         # Types first: config.json is user-editable, and "16" or 2.5 would only fail deep in nn.Linear.
@@ -55,17 +60,20 @@ class ModelConfig(JsonConfig):
                 raise ValueError(f"{f.name} must be an integer, got {value!r}")
             if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
-        for name in ("family", "bottleneck", "likelihood", "activation"):
+        for name in ("family", "bottleneck", "likelihood", "activation", "prior"):
             choices = _literal_choices(self, name)
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("latent_dim", "channels", "hidden_dim", "hidden_layers", "image_size", "image_channels"):
+        for name in ("latent_dim", "channels", "hidden_dim", "hidden_layers", "image_size", "image_channels",
+                     "prior_components"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.family == "conv" and self.image_size % 4:
             raise ValueError(f"the conv family halves the image twice: image_size must be divisible by 4, got {self.image_size}")
         if not (0 < self.gaussian_std < math.inf):  # also rejects NaN
             raise ValueError(f"gaussian_std must be > 0, got {self.gaussian_std}")
+        if self.prior != "standard" and not self.is_variational:
+            raise ValueError(f"prior {self.prior!r} needs bottleneck 'vae': an AE has no prior")
 
     @property
     def is_variational(self) -> bool:

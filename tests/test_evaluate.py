@@ -21,7 +21,7 @@ from torch.distributions import MultivariateNormal
 
 from models import Autoencoder, ModelConfig
 from models.likelihood import gaussian_log_prob
-from models.posterior import DiagonalGaussian
+from models.posterior import DiagonalGaussian, standard_normal_log_prob
 from training import evaluate
 from training.train import Data, TrainConfig, train
 
@@ -56,6 +56,12 @@ class LinearGaussian:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.w.T + self.b
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return standard_normal_log_prob(z)
+
+    def kl(self, posterior, z: torch.Tensor) -> torch.Tensor:
+        return posterior.kl()
 
     def log_likelihood(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return gaussian_log_prob(params, x, self.s)

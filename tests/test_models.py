@@ -15,11 +15,12 @@ from models import Autoencoder, CheckpointError, DiagonalGaussian, ModelConfig, 
 torch.set_num_threads(1)
 B, D, SIZE = 5, 3, 8
 VARIANTS = [
-    (family, bottleneck, likelihood)
+    (family, bottleneck, likelihood, "standard")
     for family in ("conv", "mlp")
     for bottleneck in ("ae", "vae")
     for likelihood in ("bernoulli", "gaussian")
-]
+] + [("conv", "vae", "bernoulli", prior) for prior in ("mog", "vamp")] + [
+    ("mlp", "vae", "gaussian", prior) for prior in ("mog", "vamp")]
 
 
 def tiny_config(family="conv", bottleneck="vae", likelihood="bernoulli", **kw) -> ModelConfig:
@@ -27,9 +28,9 @@ def tiny_config(family="conv", bottleneck="vae", likelihood="bernoulli", **kw) -
                        channels=4, hidden_dim=16, image_size=SIZE, gaussian_std=0.3, **kw)
 
 
-def make_model(family, bottleneck, likelihood, seed=0) -> Autoencoder:
+def make_model(family, bottleneck, likelihood, prior="standard", seed=0) -> Autoencoder:
     torch.manual_seed(seed)
-    model = Autoencoder(tiny_config(family, bottleneck, likelihood))
+    model = Autoencoder(tiny_config(family, bottleneck, likelihood, prior=prior, prior_components=4))
     with torch.no_grad():  # a wider posterior than at init, so KL terms differ per dimension
         model.to_latent.bias.normal_(0, 1.0)
     return model.eval()
@@ -48,8 +49,8 @@ def gen(seed: int) -> torch.Generator:
 
 @pytest.fixture(params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
 def variant(request):
-    family, bottleneck, likelihood = request.param
-    return make_model(family, bottleneck, likelihood), make_batch(likelihood)
+    family, bottleneck, likelihood, prior = request.param
+    return make_model(family, bottleneck, likelihood, prior), make_batch(likelihood)
 
 
 # ---- shapes and the shared interface ------------------------------------------------------------
@@ -74,7 +75,8 @@ def test_loss_terms_finite_and_combined(variant):
     for name, value in terms.items():
         assert value.shape == () and torch.isfinite(value), name
     torch.testing.assert_close(terms["loss"], terms["recon"] + 0.7 * terms["kl"])
-    assert terms["kl"] >= 0
+    if model.config.prior == "standard":  # closed form; a learned prior's one-sample estimate can be negative
+        assert terms["kl"] >= 0
 
 
 def test_recon_matches_torch_distributions(variant):
@@ -106,6 +108,7 @@ def test_save_load_gives_identical_outputs(variant, tmp_path):
     assert torch.equal(loaded.encode(x).std, model.encode(x).std)
     z = torch.randn(B, D, generator=gen(5))
     assert torch.equal(loaded.decode(z), model.decode(z))
+    assert torch.equal(loaded.prior_log_prob(z), model.prior_log_prob(z))  # the learned prior is saved too
 
 
 # ---- mlp depth: hidden_layers=1 is pytorch/examples vae/main.py's architecture --------------------
@@ -246,6 +249,7 @@ def test_importance_weights_shape_and_bound():
     {"latent_dim": -3}, {"latent_dim": 2.5}, {"latent_dim": "16"}, {"channels": 0}, {"hidden_dim": 0},
     {"hidden_layers": 0}, {"hidden_layers": 1.0}, {"activation": "gelu"},
     {"image_size": 30}, {"gaussian_std": 0.0}, {"gaussian_std": -1.0}, {"gaussian_std": float("nan")},
+    {"prior": "cauchy"}, {"prior_components": 0}, {"bottleneck": "ae", "prior": "vamp"},
 ])
 def test_model_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
@@ -362,3 +366,64 @@ def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, model.state_dict()[k].half().float()), k  # exactly the rounded weights
     torch.testing.assert_close(loaded(x), model(x), rtol=1e-2, atol=1e-2)
+
+
+# ---- priors (models/prior.py): one interface, checked against torch.distributions ----------------------
+def mixture_reference(log_weights, means, logvars):
+    from torch.distributions import Categorical, Independent, MixtureSameFamily
+
+    return MixtureSameFamily(Categorical(logits=log_weights), Independent(Normal(means, (0.5 * logvars).exp()), 1))
+
+
+@pytest.mark.parametrize("prior", ["standard", "mog", "vamp"])
+def test_prior_log_prob_is_torch_distributions_mixture(prior):
+    model = make_model("conv", "vae", "bernoulli", prior)
+    with torch.no_grad():
+        for p in model.prior.parameters():  # away from the initial values, so every parameter matters
+            p.add_(0.3 * torch.randn(p.shape, generator=gen(7)))
+        log_w, means, logvars = model.prior.components(model.encode, torch.zeros(1))
+        z = 2 * torch.randn(4, B, D, generator=gen(8))
+        torch.testing.assert_close(model.prior_log_prob(z), mixture_reference(log_w, means, logvars).log_prob(z))
+        if prior == "standard":
+            torch.testing.assert_close(model.prior_log_prob(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
+        if prior == "vamp":  # the mixture of the encoder's posteriors of the pseudo-inputs, equally weighted
+            q = model.encode(torch.sigmoid(model.prior.pseudo_inputs))
+            torch.testing.assert_close(means, q.mean)
+            torch.testing.assert_close(log_w.exp(), torch.full((4,), 0.25))
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_prior_samples_follow_the_prior(prior):
+    model = make_model("mlp", "vae", "gaussian", prior)
+    with torch.no_grad():
+        z = model.sample_prior(20_000, generator=gen(9))
+        log_w, means, logvars = model.prior.components(model.encode, torch.zeros(1))
+        ref = mixture_reference(log_w, means, logvars)
+        torch.testing.assert_close(z.mean(0), ref.mean, atol=0.05, rtol=0)
+        torch.testing.assert_close(z.var(0), ref.variance, atol=0.05, rtol=0.05)
+
+
+def test_monte_carlo_kl_with_the_standard_prior_converges_to_the_closed_form():
+    """The estimator the learned priors use, log q(z|x) - log p(z) at z ~ q, on the standard prior: its mean over
+    many draws is the closed-form KL (Kingma & Welling 2014, Appendix B)."""
+    model = make_model("conv", "vae", "bernoulli")
+    x = make_batch("bernoulli")
+    with torch.no_grad():
+        posterior = model.encode(x)
+        z = posterior.mean + posterior.std * torch.randn(20_000, B, D, generator=gen(10))  # (20000, B, D)
+        estimate = (posterior.log_prob(z) - model.prior_log_prob(z)).mean(0)
+    torch.testing.assert_close(estimate, posterior.kl(), atol=0.05, rtol=0.02)
+
+
+def test_learned_priors_use_the_monte_carlo_kl_and_refuse_free_bits():
+    model = make_model("conv", "vae", "bernoulli", "mog")
+    x = make_batch("bernoulli")
+    terms = model.loss(x, generator=gen(11))
+    posterior = model.encode(x)
+    z = posterior.sample(gen(11))
+    torch.testing.assert_close(terms["kl"], (posterior.log_prob(z) - model.prior_log_prob(z)).mean())
+    with pytest.raises(ValueError, match="free bits"):
+        model.loss(x, free_bits=0.1, generator=gen(11))
+    model.train()  # the learned prior gets gradients from the loss
+    model.loss(x, generator=gen(11))["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prior.parameters())

@@ -7,10 +7,12 @@ Figures, all averaged over test images:
   recon_per_image  -log p(x|z) at z = posterior mode, summed over pixels (BCE nats for a Bernoulli
                    decoder; for a Gaussian decoder the squared error summed over pixels)
   mse_per_pixel    mean of (E[x|z=mode] - x)^2 over pixels
-  neg_elbo         -log p(x|z) + KL(q(z|x) || p(z)), one posterior sample per image (AE: = recon)
+  neg_elbo         -log p(x|z) + KL(q(z|x) || p(z)), one posterior sample per image (AE: = recon); the KL is
+                   closed form for the N(0, I) prior, the one-sample estimate for a learned prior (mog, vamp)
   is_nll           (VAE) -log p(x) estimated with the IWAE bound, k importance samples
                    (Burda, Grosse & Salakhutdinov 2015, "Importance Weighted Autoencoders", eq. 8)
-  kl_per_dim       (VAE) KL(q(z|x) || N(0, I)) per latent dimension, closed form
+  kl_per_dim       (VAE) KL(q(z|x) || N(0, I)) per latent dimension, closed form (against N(0, I) whatever the
+                   prior: with a learned prior it measures how far codes stray from the origin, not the model's KL)
   active_units     (VAE) #dims u with Cov_x(E_q[u|x]) > 0.01 (Burda et al. 2015, section 5.2)
   pca_mse_per_pixel  PCA with latent_dim components fit on the training split (same preprocessing),
                    reconstructing the same test targets; ae_over_pca_mse = mse_per_pixel / that
@@ -34,7 +36,6 @@ from torch import Tensor
 from models import Autoencoder
 from models.checkpoint import CheckpointError, read_metrics, write_metrics
 from models.likelihood import mean_image
-from models.posterior import standard_normal_log_prob
 from training.cli import OneLineParser, fail
 from training.data import DataError, load_split, prepare_batch
 
@@ -46,7 +47,7 @@ ACTIVE_THRESHOLD = 0.01
 def importance_log_weights(model, x: Tensor, posterior, eps: Tensor) -> Tensor:
     """log w = log p(x|z) + log p(z) - log q(z|x) at z = mean + std * eps; eps (c, B, D) -> (c, B).
 
-    `model` is anything with decode(z) -> params and log_likelihood(params, x) -> (B,);
+    `model` is anything with decode(z) -> params, log_likelihood(params, x) -> (B,) and prior_log_prob(z);
     `posterior` anything with mean, std (B, D) and log_prob(z) over (..., B, D).
     """
     c, b, d = eps.shape
@@ -54,7 +55,7 @@ def importance_log_weights(model, x: Tensor, posterior, eps: Tensor) -> Tensor:
     params = model.decode(z.reshape(c * b, d))
     x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
     log_px_z = model.log_likelihood(params, x_rep).reshape(c, b)
-    return log_px_z + standard_normal_log_prob(z) - posterior.log_prob(z)
+    return log_px_z + model.prior_log_prob(z) - posterior.log_prob(z)
 
 
 def iwae_log_px(
@@ -118,7 +119,7 @@ def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generat
            "sq_err": (mean_image(params, model.config.likelihood) - x).pow(2).flatten(1).sum(1)}
     z = posterior.sample(g_elbo)
     out["elbo_recon"] = -model.log_likelihood(model.decode(z), x)
-    out["kl"] = posterior.kl()
+    out["kl"] = model.kl(posterior, z)  # closed form for N(0, I); a one-sample estimate for a learned prior
     out["neg_elbo"] = out["elbo_recon"] + out["kl"]
     out["kl_per_dim"], out["mean"] = posterior.kl_per_dim(), posterior.mean
     if k >= 1:
