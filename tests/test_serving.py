@@ -50,8 +50,11 @@ def visitors(app) -> list[Client]:
     gradio_client session can end in CancelledError: the server closes a session's event stream when its
     last pending event completes, and an event submitted in that instant waits on the closing stream.
     That race is between gradio and gradio_client, not in this app; see the README.)"""
+    # httpx's default 5 s read timeout would fail a join that a 2-core machine answers in 6 s under this burst:
+    # the test is about lost and truncated answers, not speed (bench/app_latency.py --load measures that).
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(lambda _: Client(app.url, verbose=False, download_files=False), range(N_CONCURRENT)))
+        return list(pool.map(lambda _: Client(app.url, verbose=False, download_files=False,
+                                              httpx_kwargs={"timeout": 120}), range(N_CONCURRENT)))
 
 
 @pytest.mark.parametrize("endpoint,args", [
