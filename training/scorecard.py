@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import Autoencoder, CheckpointError, ModelConfig
+from models import Autoencoder, CheckpointError
 from models.checkpoint import atomic_write_text, read_metrics
 from explorer.anomaly import anomaly_scores
 from explorer.catalog import find_models
