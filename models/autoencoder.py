@@ -3,16 +3,29 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .backbones import BACKBONES
 from .config import ModelConfig
+from .flow import IAF, FlowPosterior
 from .likelihood import log_likelihood, mean_image, sample_pixels
 from .posterior import DiagonalGaussian, PointMass
 from .prior import PRIORS, mixture_log_prob, mixture_sample
 
 
+def repeat_labels(labels: Tensor | None, k: int) -> Tensor | None:
+    """(B,) labels -> (k * B,), matching z of shape (k, B, D) flattened to (k * B, D); None stays None."""
+    return None if labels is None else torch.as_tensor(labels).repeat(k)
+
+
 class Autoencoder(nn.Module):
-    """encoder -> bottleneck -> decoder. `bottleneck='ae'` gives a point-mass code, 'vae' a Gaussian."""
+    """encoder -> bottleneck -> decoder. `bottleneck='ae'` gives a point-mass code, 'vae' a Gaussian.
+
+    The variants are config fields of this one class: `prior` (models/prior.py), `flow` (models/flow.py) and
+    `conditional`. A conditional model (CVAE) reads the class label in the encoder (a one-hot vector joined
+    to the encoder's features) and in the decoder (joined to z): every method that encodes or decodes takes
+    `labels` ((B,) int64), which the other models ignore; a conditional model refuses to run without them.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -21,27 +34,53 @@ class Autoencoder(nn.Module):
         self.encoder = encoder_cls(config)
         # The only AE/VAE difference: the VAE head also predicts a log-variance per dimension.
         n_out = 2 * config.latent_dim if config.is_variational else config.latent_dim
-        self.to_latent = nn.Linear(self.encoder.out_dim, n_out)
+        n_context = config.flow_context if config.flow != "none" else 0
+        n_in = self.encoder.out_dim + (config.num_classes if config.conditional else 0)
+        self.to_latent = nn.Linear(n_in, n_out + n_context)
         self.decoder = decoder_cls(config)
+        self.flow = (IAF(config.latent_dim, config.flow_context, config.flow_hidden, config.flow_steps)
+                     if config.flow == "iaf" else None)
         self.prior = PRIORS[config.prior](config.latent_dim, components=config.prior_components,
                                           image_shape=(config.image_channels, config.image_size, config.image_size))
 
     # ---- the public interface -------------------------------------------------------------
-    def encode(self, x: Tensor) -> DiagonalGaussian | PointMass:
+    def one_hot(self, labels: Tensor | None, like: Tensor) -> Tensor:
+        """(B,) class labels -> one-hot (B, num_classes) in like's dtype; refused when missing or out of range."""
+        if labels is None:
+            raise ValueError("this model is conditional (a CVAE): it needs the class label of every image")
+        labels = torch.as_tensor(labels, device=like.device).long().reshape(-1)
+        n = self.config.num_classes
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n):
+            raise ValueError(f"class labels must lie in 0..{n - 1}, got {labels.min().item()}..{labels.max().item()}")
+        return F.one_hot(labels, n).to(like.dtype)
+
+    def _join_label(self, h: Tensor, labels: Tensor | None) -> Tensor:
+        """h (..., B, F) -> (..., B, F + num_classes) for a conditional model, else h unchanged."""
+        if not self.config.conditional:
+            return h
+        y = self.one_hot(labels, h)
+        if y.shape[0] != h.shape[-2]:
+            raise ValueError(f"{y.shape[0]} labels for {h.shape[-2]} codes")
+        return torch.cat([h, y.expand(*h.shape[:-1], y.shape[-1])], dim=-1)
+
+    def encode(self, x: Tensor, labels: Tensor | None = None) -> DiagonalGaussian | PointMass | FlowPosterior:
         """x: (B, C, H, W) in [0, 1] -> posterior q(z|x) over (B, latent_dim)."""
-        h = self.to_latent(self.encoder(x))
+        h = self.to_latent(self._join_label(self.encoder(x), labels))
+        d = self.config.latent_dim
         if not self.config.is_variational:
             return PointMass(h)
-        mean, logvar = h.chunk(2, dim=1)
+        mean, logvar, context = h[:, :d], h[:, d : 2 * d], h[:, 2 * d :]
+        if self.flow is not None:
+            return FlowPosterior(mean, logvar, context, self.flow)
         return DiagonalGaussian(mean, logvar)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """z: (B, latent_dim) -> decoder parameters (B, C, H, W): logits or Gaussian means."""
-        return self.decoder(z)
+        return self.decoder(self._join_label(z, labels))
 
-    def decode_image(self, z: Tensor) -> Tensor:
+    def decode_image(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """z -> E[x|z] in [0, 1], (B, C, H, W): what the app shows."""
-        return self.mean_image(self.decode(z))
+        return self.mean_image(self.decode(z, labels))
 
     def mean_image(self, params: Tensor) -> Tensor:
         """Decoder parameters -> E[x|z] in [0, 1]."""
@@ -64,15 +103,21 @@ class Autoencoder(nn.Module):
         """KL(q(z|x) || p(z)) per image, (B,). The standard normal prior has a closed form (Kingma & Welling 2014,
         Appendix B); a learned prior (mog, vamp) has none, so it is the one-sample Monte-Carlo estimate
         log q(z|x) - log p(z) at the z ~ q(z|x) that the caller drew (unbiased; Tomczak & Welling 2018, eq. 11)."""
-        if self.config.prior == "standard" or not self.config.is_variational:
+        if self.closed_form_kl:
             return posterior.kl()
         return posterior.log_prob(z) - self.prior_log_prob(z)
 
-    def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    @property
+    def closed_form_kl(self) -> bool:
+        """True when KL(q(z|x) || p(z)) has a closed form: an AE (0), or a Gaussian q with the N(0, I) prior."""
+        return not self.config.is_variational or (self.config.prior == "standard" and self.config.flow == "none")
+
+    def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None,
+                labels: Tensor | None = None) -> Tensor:
         """Reconstruction E[x|z] of x; deterministic (z = posterior mode) unless asked to sample."""
-        posterior = self.encode(x)
+        posterior = self.encode(x, labels)
         z = posterior.sample(generator) if sample_posterior else posterior.mode()
-        return self.decode_image(z)
+        return self.decode_image(z, labels)
 
     def log_likelihood(self, params: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) summed over pixels, (B,)."""
@@ -85,22 +130,24 @@ class Autoencoder(nn.Module):
         beta: float = 1.0,
         free_bits: float = 0.0,
         generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Named loss terms, each summed over pixels / latent dims and averaged over the batch.
+        """Named loss terms, each summed over pixels / latent dims and averaged over the batch (`labels`: a
+        conditional model's classes).
 
         loss = recon + beta * kl_term, with recon = -log p(x|z), z ~ q(z|x) (one sample).
         Free bits (Kingma et al. 2016, "Improved VI with IAF", eq. 15): the KL of each latent
         dimension, averaged over the batch, is clamped from below at `free_bits` nats in the
         objective only; the reported `kl` is the true KL. For the AE, kl is 0 and loss = recon.
         """
-        posterior = self.encode(x)
+        posterior = self.encode(x, labels)
         z = posterior.sample(generator)
-        recon = -self.log_likelihood(self.decode(z), x).mean()
+        recon = -self.log_likelihood(self.decode(z, labels), x).mean()
         use_floor = free_bits > 0 and self.config.is_variational  # an AE has no KL to floor
-        if self.config.prior != "standard":
+        if not self.closed_form_kl:
             if use_floor:
-                raise ValueError("free bits floor the KL of each dimension, which only the standard prior has "
-                                 "in closed form; train a mog or vamp prior with --free-bits 0")
+                raise ValueError("free bits floor the KL of each dimension, which only a Gaussian posterior with the "
+                                 "standard prior has in closed form; train a mog/vamp prior or a flow with --free-bits 0")
             kl = self.kl(posterior, z).mean()  # one-sample Monte-Carlo estimate (see kl())
             return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
         kl_per_dim = posterior.kl_per_dim().mean(dim=0)  # (D,)
@@ -109,20 +156,22 @@ class Autoencoder(nn.Module):
         return {"loss": recon + beta * kl_term, "recon": recon, "kl": kl}
 
     @torch.no_grad()
-    def importance_log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    def importance_log_weights(self, x: Tensor, k: int, generator: torch.Generator | None = None,
+                               labels: Tensor | None = None) -> Tensor:
         """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x); (k, B).
 
-        logsumexp_i(log w_i) - log k is the IWAE bound on log p(x) (Burda et al. 2015, eq. 8).
+        logsumexp_i(log w_i) - log k is the IWAE bound on log p(x) (Burda et al. 2015, eq. 8); for a
+        conditional model, on log p(x|y).
         """
-        posterior = self.encode(x)
-        if not isinstance(posterior, DiagonalGaussian):
+        posterior = self.encode(x, labels)
+        if isinstance(posterior, PointMass):
             raise ValueError("importance sampling needs a VAE (a point-mass posterior has no density)")
         b, d = posterior.mean.shape
         eps = torch.randn((k, b, d), generator=generator, device=x.device, dtype=x.dtype)
-        z = posterior.mean + posterior.std * eps  # (k, B, D)
-        params = self.decode(z.reshape(k * b, d))
+        z, log_q = posterior.transform(eps)  # (k, B, D), (k, B)
+        params = self.decode(z.reshape(k * b, d), repeat_labels(labels, k))
         log_px_z = self.log_likelihood(params, x.repeat(k, 1, 1, 1)).reshape(k, b)
-        return log_px_z + self.prior_log_prob(z) - posterior.log_prob(z)
+        return log_px_z + self.prior_log_prob(z) - log_q
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_pretrained(self, directory, metrics: dict | None = None, dtype: torch.dtype | None = None) -> None:

@@ -35,13 +35,13 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, latent_dim) -> (B, C, H, W) decoder parameters; mirrors ConvEncoder."""
+    """(B, decoder_input_dim) -> (B, C, H, W) decoder parameters; mirrors ConvEncoder."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         c, s = config.channels, config.image_size // 4
         self.net = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden_dim), act(config),
+            nn.Linear(config.decoder_input_dim, config.hidden_dim), act(config),
             nn.Linear(config.hidden_dim, 2 * c * s * s), act(config),
             nn.Unflatten(1, (2 * c, s, s)),  # (B, 2c, H/4, W/4)
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), act(config),  # (B, c, H/2, W/2)
@@ -76,13 +76,13 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """(B, latent_dim) -> (B, C, H, W) decoder parameters; mirrors MLPEncoder."""
+    """(B, decoder_input_dim) -> (B, C, H, W) decoder parameters; mirrors MLPEncoder."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         n = config.image_channels * config.image_size**2
         self.net = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden_dim), act(config),
+            nn.Linear(config.decoder_input_dim, config.hidden_dim), act(config),
             *_hidden_stack(config),
             nn.Linear(config.hidden_dim, n),
             nn.Unflatten(1, (config.image_channels, config.image_size, config.image_size)),

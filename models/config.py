@@ -50,6 +50,19 @@ class ModelConfig(JsonConfig):
         default="standard", metadata={"help": "standard: N(0, I); mog: learned mixture of Gaussians; vamp: VampPrior"}
     )
     prior_components: int = field(default=10, metadata={"help": "mog: mixture components; vamp: pseudo-inputs"})
+    # The posterior's flow (models/flow.py); absent from older config.json files, which had none.
+    flow: Literal["none", "iaf"] = field(
+        default="none", metadata={"help": "none: diagonal Gaussian q(z|x); iaf: inverse autoregressive flow on it"}
+    )
+    flow_steps: int = field(default=2, metadata={"help": "iaf: number of flow steps"})
+    flow_hidden: int = field(default=256, metadata={"help": "iaf: hidden units of each step's MADE"})
+    flow_context: int = field(default=32, metadata={"help": "iaf: size of the encoder's context vector h"})
+    # Class-conditional model (CVAE, Sohn et al. 2015): the label goes into the encoder and the decoder.
+    conditional: bool = field(default=False, metadata={"help": "condition encoder and decoder on the class label"})
+    num_classes: int = field(default=10, metadata={"help": "conditional: number of classes"})
+    # Shown in the app's pickers; absent (empty) for models that carry none.
+    title: str = field(default="", metadata={"help": "short human name, e.g. 'VampPrior VAE-16'"})
+    description: str = field(default="", metadata={"help": "one sentence on what the model is"})
 
     def __post_init__(self) -> None:
         # Types first: config.json is user-editable, and "16" or 2.5 would only fail deep in nn.Linear.
@@ -60,12 +73,14 @@ class ModelConfig(JsonConfig):
                 raise ValueError(f"{f.name} must be an integer, got {value!r}")
             if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
-        for name in ("family", "bottleneck", "likelihood", "activation", "prior"):
+            if tp in (bool, str) and not isinstance(value, tp):
+                raise ValueError(f"{f.name} must be a {tp.__name__}, got {value!r}")
+        for name in ("family", "bottleneck", "likelihood", "activation", "prior", "flow"):
             choices = _literal_choices(self, name)
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name in ("latent_dim", "channels", "hidden_dim", "hidden_layers", "image_size", "image_channels",
-                     "prior_components"):
+                     "prior_components", "flow_steps", "flow_hidden", "flow_context", "num_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.family == "conv" and self.image_size % 4:
@@ -74,6 +89,15 @@ class ModelConfig(JsonConfig):
             raise ValueError(f"gaussian_std must be > 0, got {self.gaussian_std}")
         if self.prior != "standard" and not self.is_variational:
             raise ValueError(f"prior {self.prior!r} needs bottleneck 'vae': an AE has no prior")
+        if self.flow != "none" and not self.is_variational:
+            raise ValueError(f"flow {self.flow!r} needs bottleneck 'vae': an AE has no posterior to transform")
+        if self.conditional and self.prior == "vamp":
+            raise ValueError("a conditional model cannot use the vamp prior: its pseudo-inputs have no class label")
+
+    @property
+    def decoder_input_dim(self) -> int:
+        """The decoder reads z, and the one-hot label too when the model is conditional."""
+        return self.latent_dim + (self.num_classes if self.conditional else 0)
 
     @property
     def is_variational(self) -> bool:

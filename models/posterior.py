@@ -1,7 +1,8 @@
 """Posteriors q(z|x) returned by `encode`: one interface for the AE and the VAE.
 
-Both classes expose `mean`, `sample(generator)`, `mode()`, `kl()` and `log_prob(z)`, so the
-trainer, the evaluator and the app never branch on "is this a VAE?".
+Both classes (and models/flow.py's FlowPosterior) expose `mean`, `std`, `sample(generator)`, `mode()`,
+`transform(eps) -> (z, log q(z|x))`, `kl_per_dim()`, `kl()` and `log_prob(z)`, so the trainer, the evaluator
+and the app never branch on "is this a VAE?" or "which posterior is this?".
 """
 from __future__ import annotations
 
@@ -22,10 +23,18 @@ class DiagonalGaussian:
         self.logvar = logvar.clamp(-30.0, 20.0)
         self.std = torch.exp(0.5 * self.logvar)
 
+    def noise(self, generator: torch.Generator | None = None) -> Tensor:
+        """eps ~ N(0, I) of the posterior's shape (B, D)."""
+        return torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+
+    def transform(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """eps (..., B, D) ~ N(0, I) -> (z = mean + std * eps, log q(z|x) (..., B)): the reparameterized draw."""
+        z = self.mean + self.std * eps
+        return z, self.log_prob(z)
+
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """Reparameterized draw z = mean + std * eps, eps ~ N(0, I); (B, D)."""
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
+        return self.mean + self.std * self.noise(generator)
 
     def mode(self) -> Tensor:
         return self.mean
@@ -67,6 +76,9 @@ class PointMass:
 
     def kl(self) -> Tensor:
         return self.mean.new_zeros(self.mean.shape[0])
+
+    def transform(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        raise ValueError("a point-mass posterior has no density; importance sampling needs a VAE")
 
     def log_prob(self, z: Tensor) -> Tensor:
         raise ValueError("a point-mass posterior has no density; importance sampling needs a VAE")

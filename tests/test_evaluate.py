@@ -49,12 +49,12 @@ class LinearGaussian:
         cov = self.w @ self.w.T + self.s**2 * torch.eye(len(self.b), dtype=torch.float64)
         return MultivariateNormal(self.b, covariance_matrix=cov).log_prob(x)
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+    def encode(self, x: torch.Tensor, labels=None) -> DiagonalGaussian:
         mean = (x - self.b) @ self.w @ self.post_cov.T / self.s**2 + 0.15  # biased mean
         std = 1.2 * self.post_cov.diagonal().sqrt()  # too wide, and ignores the correlation
         return DiagonalGaussian(mean, (2 * std.log()).expand_as(mean))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels=None) -> torch.Tensor:
         return z @ self.w.T + self.b
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -14,26 +14,41 @@ from models import Autoencoder, CheckpointError, DiagonalGaussian, ModelConfig, 
 
 torch.set_num_threads(1)
 B, D, SIZE = 5, 3, 8
+# The last field names the variant (config fields on the one Autoencoder): a prior, a flow, or conditional.
+EXTRAS = {"standard": {}, "mog": {"prior": "mog"}, "vamp": {"prior": "vamp"}, "iaf": {"flow": "iaf"},
+          "cvae": {"conditional": True}, "cvae-iaf-mog": {"conditional": True, "flow": "iaf", "prior": "mog"},
+          "cae": {"conditional": True}}
 VARIANTS = [
     (family, bottleneck, likelihood, "standard")
     for family in ("conv", "mlp")
     for bottleneck in ("ae", "vae")
     for likelihood in ("bernoulli", "gaussian")
-] + [("conv", "vae", "bernoulli", prior) for prior in ("mog", "vamp")] + [
-    ("mlp", "vae", "gaussian", prior) for prior in ("mog", "vamp")]
+] + [("conv", "vae", "bernoulli", extra) for extra in ("mog", "vamp", "iaf", "cvae", "cvae-iaf-mog")] + [
+    ("mlp", "vae", "gaussian", extra) for extra in ("mog", "vamp", "iaf", "cvae")] + [("conv", "ae", "bernoulli", "cae")]
+N_CLASSES = 4
 
 
 def tiny_config(family="conv", bottleneck="vae", likelihood="bernoulli", **kw) -> ModelConfig:
     return ModelConfig(family=family, bottleneck=bottleneck, likelihood=likelihood, latent_dim=D,
-                       channels=4, hidden_dim=16, image_size=SIZE, gaussian_std=0.3, **kw)
+                       channels=4, hidden_dim=16, image_size=SIZE, gaussian_std=0.3, flow_hidden=12, flow_context=5,
+                       num_classes=N_CLASSES, **kw)
 
 
 def make_model(family, bottleneck, likelihood, prior="standard", seed=0) -> Autoencoder:
     torch.manual_seed(seed)
-    model = Autoencoder(tiny_config(family, bottleneck, likelihood, prior=prior, prior_components=4))
+    extra = EXTRAS.get(prior, {"prior": prior})
+    model = Autoencoder(tiny_config(family, bottleneck, likelihood, prior_components=4, **extra))
     with torch.no_grad():  # a wider posterior than at init, so KL terms differ per dimension
         model.to_latent.bias.normal_(0, 1.0)
+        if model.flow is not None:  # and a flow far from the identity it starts near
+            for p in model.flow.parameters():
+                p.normal_(0, 0.5)
     return model.eval()
+
+
+def make_labels(model: Autoencoder, seed: int = 2) -> torch.Tensor | None:
+    """Class labels for a conditional model's batch, None for the others (which must ignore labels)."""
+    return torch.randint(0, N_CLASSES, (B,), generator=gen(seed)) if model.config.conditional else None
 
 
 def make_batch(likelihood: str, seed: int = 1) -> torch.Tensor:
@@ -50,65 +65,89 @@ def gen(seed: int) -> torch.Generator:
 @pytest.fixture(params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
 def variant(request):
     family, bottleneck, likelihood, prior = request.param
-    return make_model(family, bottleneck, likelihood, prior), make_batch(likelihood)
+    model = make_model(family, bottleneck, likelihood, prior)
+    return model, make_batch(likelihood), make_labels(model)
 
 
 # ---- shapes and the shared interface ------------------------------------------------------------
 def test_shapes(variant):
-    model, x = variant
-    posterior = model.encode(x)
+    model, x, y = variant
+    posterior = model.encode(x, y)
     assert posterior.mean.shape == (B, D)
     assert posterior.std.shape == (B, D)
-    assert posterior.sample(gen(0)).shape == (B, D)
-    assert posterior.kl().shape == (B,)
+    z = posterior.sample(gen(0))
+    assert z.shape == (B, D)
+    assert model.kl(posterior, z).shape == (B,)
     assert posterior.kl_per_dim().shape == (B, D)
-    assert model.decode(posterior.mode()).shape == (B, 1, SIZE, SIZE)
-    out = model(x)
+    assert model.decode(posterior.mode(), y).shape == (B, 1, SIZE, SIZE)
+    out = model(x, labels=y)
     assert out.shape == (B, 1, SIZE, SIZE)
     assert out.min() >= 0 and out.max() <= 1
 
 
 def test_loss_terms_finite_and_combined(variant):
-    model, x = variant
-    terms = model.loss(x, beta=0.7, generator=gen(3))
+    model, x, y = variant
+    terms = model.loss(x, beta=0.7, generator=gen(3), labels=y)
     assert set(terms) == {"loss", "recon", "kl"}
     for name, value in terms.items():
         assert value.shape == () and torch.isfinite(value), name
     torch.testing.assert_close(terms["loss"], terms["recon"] + 0.7 * terms["kl"])
-    if model.config.prior == "standard":  # closed form; a learned prior's one-sample estimate can be negative
+    if model.closed_form_kl:  # a learned prior's or a flow's one-sample estimate can be negative
         assert terms["kl"] >= 0
 
 
 def test_recon_matches_torch_distributions(variant):
     """recon = -log p(x|z), summed over pixels, averaged over the batch, z ~ q(z|x) with the same seed."""
-    model, x = variant
-    z = model.encode(x).sample(gen(4))
-    params = model.decode(z)
+    model, x, y = variant
+    z = model.encode(x, y).sample(gen(4))
+    params = model.decode(z, y)
     if model.config.likelihood == "bernoulli":
         log_px = Bernoulli(logits=params).log_prob(x)
     else:
         log_px = Normal(params, model.config.gaussian_std).log_prob(x)
     expected = -log_px.sum(dim=(1, 2, 3)).mean()
-    torch.testing.assert_close(model.loss(x, generator=gen(4))["recon"], expected)
+    torch.testing.assert_close(model.loss(x, generator=gen(4), labels=y)["recon"], expected)
 
 
 def test_forward_is_deterministic_by_default(variant):
-    model, x = variant
-    assert torch.equal(model(x), model(x))
-    torch.testing.assert_close(model(x), model.decode_image(model.encode(x).mean))
+    model, x, y = variant
+    assert torch.equal(model(x, labels=y), model(x, labels=y))
+    torch.testing.assert_close(model(x, labels=y), model.decode_image(model.encode(x, y).mean, y))
 
 
 def test_save_load_gives_identical_outputs(variant, tmp_path):
-    model, x = variant
+    model, x, y = variant
     model.save_pretrained(tmp_path / "ckpt")
     loaded = Autoencoder.from_pretrained(tmp_path / "ckpt")
     assert loaded.config == model.config
     assert not loaded.training
-    assert torch.equal(loaded(x), model(x))
-    assert torch.equal(loaded.encode(x).std, model.encode(x).std)
+    assert torch.equal(loaded(x, labels=y), model(x, labels=y))
+    assert torch.equal(loaded.encode(x, y).std, model.encode(x, y).std)
     z = torch.randn(B, D, generator=gen(5))
-    assert torch.equal(loaded.decode(z), model.decode(z))
+    assert torch.equal(loaded.decode(z, y), model.decode(z, y))
     assert torch.equal(loaded.prior_log_prob(z), model.prior_log_prob(z))  # the learned prior is saved too
+    if model.config.is_variational:  # the flow too: the same log q(z|x) of the same draw
+        torch.testing.assert_close(loaded.importance_log_weights(x, 3, gen(6), y),
+                                   model.importance_log_weights(x, 3, gen(6), y))
+
+
+VAE_VARIANTS = [v for v in VARIANTS if v[1] == "vae"]  # an AE has no density (test_ae_posterior_is_a_point_mass)
+
+
+@pytest.mark.parametrize("family, bottleneck, likelihood, extra", VAE_VARIANTS, ids=["-".join(v) for v in VAE_VARIANTS])
+def test_iwae_bound_is_at_least_the_elbo(family, bottleneck, likelihood, extra):
+    """log p(x) >= IWAE_k >= ELBO (Burda et al. 2015, Theorem 1): with many samples the IS estimate of -log p(x)
+    lies below the -ELBO estimate, for every prior, flow and conditional variant."""
+    model = make_model(family, bottleneck, likelihood, extra)
+    x, y = make_batch(likelihood), make_labels(model)
+    with torch.no_grad():
+        log_w = model.importance_log_weights(x, 4000, gen(12), y)  # (k, B)
+        # The ELBO as the training loss computes it (its own draws; closed-form or Monte-Carlo KL), over many seeds.
+        elbo = -torch.stack([model.loss(x, generator=gen(100 + i), labels=y)["loss"] for i in range(200)]).mean()
+    iwae = torch.logsumexp(log_w, 0) - torch.log(torch.tensor(4000.0))
+    assert torch.isfinite(iwae).all()
+    assert iwae.mean() >= elbo - 0.05 * elbo.abs()  # the loss's ELBO can not beat the bound on log p(x)
+    assert log_w.mean() == pytest.approx(float(elbo), rel=0.05)  # and both estimate the same ELBO
 
 
 # ---- mlp depth: hidden_layers=1 is pytorch/examples vae/main.py's architecture --------------------
@@ -250,6 +289,8 @@ def test_importance_weights_shape_and_bound():
     {"hidden_layers": 0}, {"hidden_layers": 1.0}, {"activation": "gelu"},
     {"image_size": 30}, {"gaussian_std": 0.0}, {"gaussian_std": -1.0}, {"gaussian_std": float("nan")},
     {"prior": "cauchy"}, {"prior_components": 0}, {"bottleneck": "ae", "prior": "vamp"},
+    {"flow": "maf"}, {"flow_steps": 0}, {"bottleneck": "ae", "flow": "iaf"}, {"conditional": "yes"},
+    {"num_classes": 0}, {"conditional": True, "prior": "vamp"}, {"title": 3},
 ])
 def test_model_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
@@ -427,3 +468,74 @@ def test_learned_priors_use_the_monte_carlo_kl_and_refuse_free_bits():
     model.train()  # the learned prior gets gradients from the loss
     model.loss(x, generator=gen(11))["loss"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prior.parameters())
+
+
+# ---- the IAF posterior (models/flow.py) -------------------------------------------------------------
+def test_iaf_log_det_equals_autograd_jacobian():
+    """log q(z_T|x) = log N(z_0) - log|det dz_T/dz_0|: the flow's summed log gates against the log-determinant of
+    the Jacobian that torch.autograd.functional.jacobian computes, on a tiny latent, for several x."""
+    from torch.autograd.functional import jacobian
+
+    model = make_model("conv", "vae", "bernoulli", "iaf")
+    x = make_batch("bernoulli")
+    with torch.no_grad():
+        posterior = model.encode(x)
+    z0 = torch.randn(B, D, generator=gen(13))
+    for i in range(B):
+        h = posterior.context[i]
+        J = jacobian(lambda v: model.flow(v, h)[0], z0[i])  # (D, D)
+        _, log_det = model.flow(z0[i], h)
+        torch.testing.assert_close(log_det, torch.linalg.slogdet(J)[1], atol=1e-5, rtol=1e-5)
+
+
+def test_iaf_steps_are_autoregressive_and_invertible():
+    model = make_model("mlp", "vae", "gaussian", "iaf")
+    from torch.autograd.functional import jacobian
+
+    h = torch.randn(5, generator=gen(14))
+    v = torch.randn(D, generator=gen(15))
+    for t, made in enumerate(model.flow.steps):
+        J = jacobian(lambda u: torch.cat(made(u, h)), v)  # (2D, D): d[m, s]/dz
+        order = torch.arange(D) if t % 2 == 0 else torch.arange(D).flip(0)
+        later_or_same = order[:, None] <= order[None, :]  # output i may only read inputs of an earlier order
+        assert (J[:D][later_or_same] == 0).all() and (J[D:][later_or_same] == 0).all()
+    with torch.no_grad():
+        x = make_batch("gaussian")
+        posterior = model.encode(x)
+        z = posterior.sample(gen(16))
+        cached = posterior.log_prob(z)  # the value computed while drawing z
+        fresh = posterior.log_prob(z.clone())  # a different tensor: the flow is inverted
+        z0, _ = model.flow.inverse(z, posterior.context)
+        torch.testing.assert_close(model.flow(z0, posterior.context)[0], z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fresh, cached, atol=1e-4, rtol=1e-5)
+
+
+def test_iaf_refuses_free_bits_and_trains_the_flow():
+    model, x = make_model("conv", "vae", "bernoulli", "iaf"), make_batch("bernoulli")
+    with pytest.raises(ValueError, match="free bits"):
+        model.loss(x, free_bits=0.1, generator=gen(17))
+    model.train()
+    model.loss(x, generator=gen(17))["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.flow.parameters())
+
+
+# ---- the conditional model (CVAE) -----------------------------------------------------------------------
+def test_cvae_decode_changes_with_the_label_and_needs_it():
+    model = make_model("conv", "vae", "bernoulli", "cvae")
+    z = torch.randn(1, D, generator=gen(18)).expand(N_CLASSES, D)
+    pictures = model.decode_image(z, torch.arange(N_CLASSES))  # the same z, every class
+    for a in range(N_CLASSES):
+        for b in range(a):
+            assert not torch.allclose(pictures[a], pictures[b]), (a, b)
+    x = make_batch("bernoulli")
+    for call in (lambda: model.encode(x), lambda: model.decode(z), lambda: model.loss(x, generator=gen(0))):
+        with pytest.raises(ValueError, match="class label"):
+            call()
+    with pytest.raises(ValueError, match="0..3"):
+        model.decode(z, torch.full((N_CLASSES,), N_CLASSES))
+    # the encoder reads the label too: the same image under two labels gets two posteriors
+    assert not torch.allclose(model.encode(x, torch.zeros(B, dtype=torch.long)).mean,
+                              model.encode(x, torch.ones(B, dtype=torch.long)).mean)
+    # an unconditional model ignores labels
+    plain = make_model("conv", "vae", "bernoulli")
+    assert torch.equal(plain.decode(z, torch.arange(N_CLASSES)), plain.decode(z))

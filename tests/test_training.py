@@ -26,8 +26,9 @@ TINY_MODEL = dict(family="mlp", latent_dim=2, hidden_dim=32)
 
 
 def tiny_data(n_train=160, n_val=40, seed=0) -> Data:
-    images = torch.from_numpy(make_images(n_train + n_val, seed)[0])
-    return Data(train=images[n_val:], val=images[:n_val])
+    images, labels = (torch.from_numpy(a) for a in make_images(n_train + n_val, seed))
+    labels = labels.long()
+    return Data(train=images[n_val:], val=images[:n_val], train_labels=labels[n_val:], val_labels=labels[:n_val])
 
 
 def tiny_cfg(out: Path, **kw) -> TrainConfig:
@@ -56,26 +57,44 @@ def test_loss_goes_down(tmp_path):
     assert Autoencoder.from_pretrained(tmp_path).config.bottleneck == "vae"
 
 
-@pytest.mark.parametrize("prior", ["mog", "vamp"])
-def test_learned_priors_train_save_and_evaluate(tmp_path, prior):
-    """The trainer never asks which prior it holds: the loss goes down, the prior learns, and the checkpoint's
-    IWAE bound uses the learned log p(z)."""
-    from training.evaluate import iwae_log_px
+@pytest.mark.parametrize("variant", [{"prior": "mog", "prior_components": 5}, {"prior": "vamp", "prior_components": 5},
+                                     {"flow": "iaf", "flow_hidden": 16, "flow_context": 4}, {"conditional": True},
+                                     {"conditional": True, "flow": "iaf", "prior": "mog"}],
+                         ids=["mog", "vamp", "iaf", "cvae", "cvae-iaf-mog"])
+def test_variants_train_save_and_evaluate(tmp_path, variant):
+    """The trainer never asks which variant it holds: the loss goes down, the prior / flow learns, and the
+    checkpoint's IWAE bound uses the learned log p(z), the flow's log q(z|x) and the labels."""
+    from training.evaluate import evaluate_images, iwae_log_px
 
-    model_cfg = ModelConfig(bottleneck="vae", prior=prior, prior_components=5, **TINY_MODEL)
+    model_cfg = ModelConfig(bottleneck="vae", **variant, **TINY_MODEL)
     torch.manual_seed(0)
-    start = {k: v.clone() for k, v in Autoencoder(model_cfg).prior.state_dict().items()}
-    model, history = train(tiny_cfg(tmp_path, epochs=4, lr=5e-3), model_cfg, tiny_data(), progress=False)
+    learned = lambda m: {**m.prior.state_dict(), **(m.flow.state_dict() if m.flow is not None else {})}  # noqa: E731
+    start = {k: v.clone() for k, v in learned(Autoencoder(model_cfg)).items()}
+    data = tiny_data()
+    model, history = train(tiny_cfg(tmp_path, epochs=4, lr=5e-3), model_cfg, data, progress=False)
     losses = [h["train_loss"] for h in history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.8 * losses[0], losses
-    assert any(not torch.equal(start[k], v) for k, v in model.prior.state_dict().items())  # the prior was trained
+    assert all(math.isfinite(h["val_loss"]) for h in history)
+    if start:  # the prior or the flow was trained
+        assert any(not torch.equal(start[k], v) for k, v in learned(model).items())
     loaded = Autoencoder.from_pretrained(tmp_path)
-    assert loaded.config.prior == prior
-    x = tiny_data().val[:8].float().div(255).unsqueeze(1)
+    assert loaded.config == model_cfg
+    x = data.val[:8].float().div(255).unsqueeze(1)
+    y = data.val_labels[:8] if model_cfg.conditional else None
     with torch.no_grad():
-        log_px = iwae_log_px(loaded, x, 50, generator=torch.Generator().manual_seed(0))
-        elbo = -loaded.loss(x, generator=torch.Generator().manual_seed(0))["loss"]
+        log_px = iwae_log_px(loaded, x, 50, generator=torch.Generator().manual_seed(0), labels=y)
+        elbo = -loaded.loss(x, generator=torch.Generator().manual_seed(0), labels=y)["loss"]
     assert torch.isfinite(log_px).all() and log_px.mean() > elbo - 1.0  # the IWAE bound is not below the ELBO
+    figures = evaluate_images(loaded, data.val[:20], binarize=False, k=5, labels=data.val_labels[:20])
+    assert figures["conditional"] == model_cfg.conditional
+    assert math.isfinite(figures["is_nll"]) and len(figures["kl_per_dim"]) == model_cfg.latent_dim
+
+
+def test_a_conditional_model_refuses_data_without_labels(tmp_path):
+    data = tiny_data()
+    with pytest.raises(ValueError, match="class labels"):
+        train(tiny_cfg(tmp_path), ModelConfig(bottleneck="vae", conditional=True, **TINY_MODEL),
+              Data(train=data.train, val=data.val), progress=False)
 
 
 def test_same_seed_gives_bitwise_identical_weights(tmp_path):

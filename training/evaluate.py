@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from models import Autoencoder
+from models.autoencoder import repeat_labels
 from models.checkpoint import CheckpointError, read_metrics, write_metrics
 from models.likelihood import mean_image
 from training.cli import OneLineParser, fail
@@ -44,22 +45,23 @@ ACTIVE_THRESHOLD = 0.01
 
 
 # ---- reusable pieces (plain functions the tests call) ------------------------------------------
-def importance_log_weights(model, x: Tensor, posterior, eps: Tensor) -> Tensor:
-    """log w = log p(x|z) + log p(z) - log q(z|x) at z = mean + std * eps; eps (c, B, D) -> (c, B).
+def importance_log_weights(model, x: Tensor, posterior, eps: Tensor, labels: Tensor | None = None) -> Tensor:
+    """log w = log p(x|z) + log p(z) - log q(z|x) at (z, log q) = posterior.transform(eps); eps (c, B, D) -> (c, B).
 
-    `model` is anything with decode(z) -> params, log_likelihood(params, x) -> (B,) and prior_log_prob(z);
-    `posterior` anything with mean, std (B, D) and log_prob(z) over (..., B, D).
+    `model` is anything with decode(z, labels) -> params, log_likelihood(params, x) -> (B,) and prior_log_prob(z);
+    `posterior` anything with transform(eps) -> (z (..., B, D), log q(z|x) (..., B)) (models/posterior.py).
     """
     c, b, d = eps.shape
-    z = posterior.mean + posterior.std * eps  # (c, B, D)
-    params = model.decode(z.reshape(c * b, d))
+    z, log_q = posterior.transform(eps)  # (c, B, D), (c, B)
+    params = model.decode(z.reshape(c * b, d), repeat_labels(labels, c))
     x_rep = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
     log_px_z = model.log_likelihood(params, x_rep).reshape(c, b)
-    return log_px_z + model.prior_log_prob(z) - posterior.log_prob(z)
+    return log_px_z + model.prior_log_prob(z) - log_q
 
 
 def iwae_log_px(
-    model, x: Tensor, k: int, *, generator: torch.Generator | None = None, chunk: int | None = None, posterior=None
+    model, x: Tensor, k: int, *, generator: torch.Generator | None = None, chunk: int | None = None, posterior=None,
+    labels: Tensor | None = None,
 ) -> Tensor:
     """IWAE estimate of log p(x), (B,): logsumexp_i log w_i - log k, z_i ~ q(z|x), i = 1..k.
 
@@ -69,13 +71,13 @@ def iwae_log_px(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    posterior = posterior if posterior is not None else model.encode(x)
+    posterior = posterior if posterior is not None else model.encode(x, labels)
     b, d = posterior.mean.shape
     eps = torch.randn((k, b, d), generator=generator, device=posterior.mean.device, dtype=posterior.mean.dtype)
     chunk = max(1, min(chunk or k, k))
     total = torch.full((b,), -math.inf, device=posterior.mean.device, dtype=posterior.mean.dtype)
     for start in range(0, k, chunk):
-        log_w = importance_log_weights(model, x, posterior, eps[start : start + chunk])  # (c, B)
+        log_w = importance_log_weights(model, x, posterior, eps[start : start + chunk], labels)  # (c, B)
         total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
     return total - math.log(k)
 
@@ -109,21 +111,23 @@ def pca_mse_per_pixel(train: Tensor, test: Tensor, n_components: int) -> float:
 # ---- evaluation of one model on a set of images --------------------------------------------------
 @torch.inference_mode()
 def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generator | None = None,
-                    g_iwae: torch.Generator | None = None, chunk: int | None = None) -> dict[str, Tensor]:
+                    g_iwae: torch.Generator | None = None, chunk: int | None = None,
+                    labels: Tensor | None = None) -> dict[str, Tensor]:
     """The module docstring's figures for each image of a batch x (B, C, H, W), as (B,) tensors: recon
     (-log p(x|z=mode)), sq_err (summed over pixels), elbo_recon and kl (one posterior sample), neg_elbo,
-    and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and kl_per_dim (B, D)."""
-    posterior = model.encode(x)
-    params = model.decode(posterior.mode())
+    and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and kl_per_dim (B, D). `labels` (B,): the
+    classes a conditional model needs (its figures are then conditional on them: log p(x|y))."""
+    posterior = model.encode(x, labels)
+    params = model.decode(posterior.mode(), labels)
     out = {"recon": -model.log_likelihood(params, x),
            "sq_err": (mean_image(params, model.config.likelihood) - x).pow(2).flatten(1).sum(1)}
     z = posterior.sample(g_elbo)
-    out["elbo_recon"] = -model.log_likelihood(model.decode(z), x)
+    out["elbo_recon"] = -model.log_likelihood(model.decode(z, labels), x)
     out["kl"] = model.kl(posterior, z)  # closed form for N(0, I); a one-sample estimate for a learned prior
     out["neg_elbo"] = out["elbo_recon"] + out["kl"]
     out["kl_per_dim"], out["mean"] = posterior.kl_per_dim(), posterior.mean
     if k >= 1:
-        out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior)
+        out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior, labels=labels)
     return out
 
 
@@ -139,8 +143,10 @@ def evaluate_images(
     decode_batch: int = 10_000,
     progress: bool = False,
     desc: str = "eval",
+    labels: Tensor | None = None,
 ) -> dict:
-    """All figures of the module docstring (except PCA) on uint8 images (N, H, W); deterministic given the args."""
+    """All figures of the module docstring (except PCA) on uint8 images (N, H, W); deterministic given the args.
+    `labels` (N,): the classes, which a conditional model reads (its figures are then conditional, -log p(x|y))."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
@@ -153,9 +159,12 @@ def evaluate_images(
     kl_dim = torch.zeros(model.config.latent_dim, dtype=torch.float64)
     means = []
     chunk = max(1, decode_batch // batch_size)
-    bar = tqdm(x_all.split(batch_size), desc=desc, disable=not progress, file=sys.stderr, leave=False)
-    for x in bar:
-        t = per_image_terms(model, x.to(device), k if variational else 0, g_elbo, g_iwae, chunk)
+    conditional = model.config.conditional
+    y_all = (labels if conditional else torch.zeros(len(x_all), dtype=torch.long)).split(batch_size)
+    bar = tqdm(list(zip(x_all.split(batch_size), y_all)), desc=desc, disable=not progress, file=sys.stderr, leave=False)
+    for x, y in bar:
+        t = per_image_terms(model, x.to(device), k if variational else 0, g_elbo, g_iwae, chunk,
+                            labels=y.to(device) if conditional else None)
         for key in sums:
             if key in t:
                 sums[key] += float(t[key].sum())
@@ -172,6 +181,7 @@ def evaluate_images(
         "neg_elbo": sums["neg_elbo"] / n,
         "elbo_recon": sums["elbo_recon"] / n,
         "kl": sums["kl"] / n,
+        "conditional": conditional,  # a conditional model's figures are given the true label: -log p(x|y)
     }
     if variational:
         count, variances = active_units(torch.cat(means))
@@ -184,7 +194,10 @@ def atlas_check(model: Autoencoder, atlas_path: str | os.PathLike, binarize: boo
     """The eval figures on the first 1000 atlas images, k=100, seed 0: recomputable from the shipped files alone."""
     with np.load(atlas_path, allow_pickle=False) as atlas:
         images = torch.from_numpy(atlas["images"][: ATLAS_CHECK["n_images"]])
-    return evaluate_images(model, images, binarize=binarize, k=ATLAS_CHECK["k"], seed=ATLAS_CHECK["seed"])
+        labels = (torch.from_numpy(atlas["labels"][: ATLAS_CHECK["n_images"]].astype(np.int64))
+                  if model.config.conditional else None)
+    return evaluate_images(model, images, binarize=binarize, k=ATLAS_CHECK["k"], seed=ATLAS_CHECK["seed"],
+                           labels=labels)
 
 
 # ---- CLI -----------------------------------------------------------------------------------------
@@ -229,15 +242,16 @@ def main(argv: list[str] | None = None) -> None:
         model = Autoencoder.from_pretrained(directory, device=device)
         metrics = read_metrics(directory)
         dataset, binarize = checkpoint_dataset(directory, metrics)
-        test, _ = load_split(dataset, args.data_root, train=False)
+        test, test_labels = load_split(dataset, args.data_root, train=False)
         train, _ = load_split(dataset, args.data_root, train=True)
     except (CheckpointError, DataError, ValueError) as e:
         fail(prog, str(e))
     if args.max_images:
-        test = test[: args.max_images]
+        test, test_labels = test[: args.max_images], test_labels[: args.max_images]
     progress = sys.stderr.isatty()
     result = evaluate_images(model, test, binarize=binarize, k=args.k, seed=args.seed, batch_size=args.batch_size,
-                             decode_batch=args.decode_batch, progress=progress, desc=f"eval {directory}")
+                             decode_batch=args.decode_batch, progress=progress, desc=f"eval {directory}",
+                             labels=test_labels)
     # PCA baseline on the same targets (same binarization of the test set: seed, whole split, in order).
     test_x = prepare_batch(test, binarize, torch.Generator().manual_seed(args.seed))
     train_x = prepare_batch(train, binarize, torch.Generator().manual_seed(args.seed + 1))

@@ -134,16 +134,24 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor, beta: float, free_bits: float, generator: torch.Generator) -> dict[str, Tensor]:
-        return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator)
+    def forward(self, x: Tensor, beta: float, free_bits: float, generator: torch.Generator,
+                labels: Tensor | None = None) -> dict[str, Tensor]:
+        return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator, labels=labels)
 
 
 @dataclass
 class Data:
-    """Training and validation images (uint8 (N, H, W) or float (N, 1, H, W)), on the device."""
+    """Training and validation images (uint8 (N, H, W) or float (N, 1, H, W)) and their class labels ((N,) int64;
+    a conditional model needs them, the others ignore them), on the device."""
 
     train: Tensor
     val: Tensor
+    train_labels: Tensor | None = None
+    val_labels: Tensor | None = None
+
+    def to(self, device: torch.device) -> "Data":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Data(move(self.train), move(self.val), move(self.train_labels), move(self.val_labels))
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -175,17 +183,18 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[Tensor]:
 
 
 def load_data(cfg: TrainConfig, device: torch.device) -> Data:
-    images, _ = load_split(cfg.dataset, cfg.data_root, train=True)
+    images, labels = load_split(cfg.dataset, cfg.data_root, train=True)
     if cfg.train_size:
-        images = images[: cfg.train_size + cfg.val_size]
+        images, labels = images[: cfg.train_size + cfg.val_size], labels[: cfg.train_size + cfg.val_size]
     if cfg.val_size >= len(images):
         raise ValueError(f"--val-size {cfg.val_size} leaves no training images (dataset has {len(images)})")
     n_val = cfg.val_size
-    return Data(train=images[n_val:].to(device), val=images[:n_val].to(device))
+    return Data(images[n_val:], images[:n_val], labels[n_val:], labels[:n_val]).to(device)
 
 
 @torch.no_grad()
-def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch.device,
+             labels: Tensor | None = None) -> dict[str, float]:
     """Negative ELBO (beta = 1) on the held-out split, with a fixed seed so epochs compare."""
     if len(images) == 0:
         return {}
@@ -194,7 +203,7 @@ def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
     for idx in torch.arange(len(images), device=device).split(1000):
         x = prepare_batch(images[idx], cfg.dynamic_binarization, g)
-        terms = model.loss(x, beta=1.0, generator=g)
+        terms = model.loss(x, beta=1.0, generator=g, labels=None if labels is None else labels[idx])
         for k in sums:
             sums[k] += terms[k].item() * len(idx)
     model.train()
@@ -280,8 +289,9 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     from_disk = data is None
-    data = data or load_data(cfg, device)
-    data = Data(train=data.train.to(device), val=data.val.to(device))
+    data = (data or load_data(cfg, device)).to(device)
+    if model_cfg.conditional and (data.train_labels is None or (len(data.val) and data.val_labels is None)):
+        raise ValueError("a conditional model needs the class labels of the training and validation images")
 
     torch.manual_seed(cfg.seed)  # parameter init
     model = Autoencoder(model_cfg).to(device)
@@ -359,12 +369,13 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             idx = idx[rank::world]  # this rank's share of the global batch
             # index_select: the same rows as data.train[idx], gathered ~15x faster on CPU (advanced indexing is generic)
             images = data.train.index_select(0, idx)
+            labels = data.train_labels.index_select(0, idx) if model_cfg.conditional else None
             x = binarize_batch(images, gen) if cfg.dynamic_binarization else prepare_batch(images, False, None)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
             if rank == nan_rank and step == nan_step:  # test hook, see NAN_AT_STEP_ENV
                 x = x * float("nan")
-            terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen)
+            terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen, labels)
             losses.add(step, terms)  # checked for NaN/inf at the next check(): every 50 steps and before a save
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -382,7 +393,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         check(losses, epoch)
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total_steps, cfg),
                   **{f"train_{k}": v for k, v in losses.means().items()},
-                  **validate(unwrap(model), data.val, cfg, device),
+                  **validate(unwrap(model), data.val, cfg, device, data.val_labels if model_cfg.conditional else None),
                   "seconds": round(time.perf_counter() - t0, 1)}
         history.append(record)
         if rank == 0:
