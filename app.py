@@ -20,7 +20,7 @@ import numpy as np
 from gradio import processing_utils
 
 from explorer import scorecard, service  # numpy only: torch comes with the models (ModelStore)
-from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, missing_files
+from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, find_models, missing_files
 from explorer.files import write_once
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
 from explorer.plot import legend_markdown
@@ -43,8 +43,8 @@ gr.set_static_paths([STATIC])
 # The decoders the browser runs (explorer/webdecoder.py), written when the models load. Gradio serves files
 # in its upload folder; these are named by their content.
 DECODER_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-decoders"
-# slider model -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
-LIVE_MODELS = {"ae-16": ("ae-s", "live-ae"), "vae-16": ("vae-s", "live-vae")}
+# slot -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
+LIVE_SLOTS = {"a": ("a-s", "live-a"), "b": ("b-s", "live-b")}
 IMPUTE_MASKS = {**service.MASK_LABELS, "painted": "painted"}
 
 
@@ -80,7 +80,7 @@ class ModelStore:
     def __init__(self, root):
         self.root = root
         self.bundles: dict = {}
-        self.live: dict = {}  # dataset -> what the browser needs to decode slider moves (webdecoder.live_spec)
+        self._live: dict = {}  # (dataset, model A, model B) -> what the browser needs to decode slider moves
         self.device = None
         self.seconds: float | None = None
         self.error: str | None = None
@@ -105,7 +105,8 @@ class ModelStore:
             if self.device.type == "cpu":
                 torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over cores
             self.bundles = load_all(self.root, self.device)
-            self.live = self._live_specs()
+            for key in self.bundles:  # the default pair's decoders are written now, the others when first picked
+                self.live_spec(key, service.PAIR)
         except Exception as e:  # the app keeps serving and says what failed
             log.exception("loading the models failed")
             self.error = f"{type(e).__name__}: {e}"
@@ -113,16 +114,22 @@ class ModelStore:
             self.seconds = time.perf_counter() - t0
             self._done.set()
 
-    def _live_specs(self) -> dict:
+    def live_spec(self, dataset: str, names: tuple[str, str]) -> dict:
+        """What static/live_decoder.js needs for a pair (written once per pair; {} where it cannot be written)."""
         from explorer.webdecoder import live_spec
 
-        specs = {}
-        for key, b in self.bundles.items():
+        key = (dataset, *names)
+        if key not in self._live:
+            b = self.bundles.get(dataset)
             try:
-                specs[key] = live_spec(b, DECODER_DIR, file_url, LIVE_MODELS)
+                triples = [(n, *ids) for n, ids in zip(names, LIVE_SLOTS.values())]
+                spec = live_spec(b, DECODER_DIR, file_url, triples) if b is not None else {}
+                # Both or neither: the live canvases replace the server's pictures of both models together.
+                self._live[key] = spec if len(spec.get("models", [])) == 2 else {}
             except OSError as e:  # e.g. a read-only cache: the server decodes slider moves instead
                 log.warning("no live decoding for %s: %s", key, e)
-        return specs
+                self._live[key] = {}
+        return self._live[key]
 
     @property
     def ready(self) -> bool:
@@ -138,6 +145,10 @@ class ModelStore:
 
 
 MODELS = ModelStore(checkpoint_root())
+# Every model folder of every dataset (config.json files only, no torch): what the pickers may hold. Each dataset's
+# own models become the choices when it loads; a name from another dataset gets a message from the service.
+ALL_MODELS = sorted(set(service.PAIR).union(*(find_models(MODELS.root / key) for key in DATASETS)))
+MAX_CLASSES = 10
 
 
 MISSING_HEAD = f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`."
@@ -235,77 +246,116 @@ def use_drawing(value) -> np.ndarray:
     return to_dataset_format(drawing_to_gray(value))
 
 
-# ---- tabs ----------------------------------------------------------------------------------------
+# ---- tabs: every one compares Model A with Model B (the pickers; service.PAIR by default) ---------------
+def names_of(model_a: str | None, model_b: str | None) -> tuple[str, str]:
+    return (model_a or service.PAIR[0], model_b or service.PAIR[1])
+
+
+def pair_choices(dataset: str) -> list[tuple[str, str]]:
+    """(label, folder name) of every loaded model of a dataset, for the pickers: the title and the folder."""
+    b = bundle(dataset)
+    return [(f"{v.title} · {name}" if v.title != name.upper() else v.title, name) for name, v in sorted(b.models.items())]
+
+
+def describe_pair(dataset: str, model_a: str, model_b: str) -> str:
+    b = bundle(dataset)
+    views = service.pair(b, names_of(model_a, model_b))
+    lines = []
+    for slot, v in zip("AB", views):
+        kind = ("class-conditional VAE" if v.conditional else "VAE") if v.is_vae else "deterministic AE"
+        ev = v.metrics.get("eval", {})
+        fig = (f", test IS-NLL {ev['is_nll']:.2f} nats (k = {ev.get('is_k')}"
+               + (", given the true class" if v.conditional else "") + ")") if "is_nll" in ev else ""
+        lines.append(f"**Model {slot}: {v.title}** ({kind}, {v.latent_dim}-D{fig}). {v.description}".strip())
+    return "  \n".join(lines)
+
+
 @guarded
 @gpu
-def reconstruct(dataset: str, image, seed: float):
+def reconstruct(dataset: str, image, seed: float, model_a=None, model_b=None, cls=None):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.reconstruct(bundle(dataset), image, 0 if seed is None else seed)  # the service checks the seed
-    return r["ae"], r["vae"], r["vae_samples"], r["text"]
+    r = service.reconstruct(bundle(dataset), image, 0 if seed is None else seed,  # the service checks the seed
+                            names=names_of(model_a, model_b), label=cls)
+    return r["a"], r["b"], r["a_samples"], r["b_samples"], r["text"]
 
 
 @guarded
 @gpu
-def sample(dataset: str, seed: float, temperature: float):
+def sample(dataset: str, seed: float, temperature: float, model_a=None, model_b=None, cls=None):
     if temperature is None:
         raise InputError("Enter a temperature in (0, 3].")
-    r = service.sample(bundle(dataset), seed, float(temperature))  # the service checks the seed
-    return r["ae_prior"], r["vae_prior"], r["ae_gmm"], r["text"]
+    r = service.sample(bundle(dataset), seed, float(temperature), names=names_of(model_a, model_b),
+                       label=None if cls is None or cls == "" else cls)  # the service checks the seed
+    return r["a"], r["b"], r["a_extra"], r["b_extra"], r["text"]
 
 
 @guarded
 @gpu
-def interpolate(dataset: str, image_a, image_b, steps: float, mode: str):
+def interpolate(dataset: str, image_a, image_b, steps: float, mode: str, model_a=None, model_b=None, cls=None):
     if image_a is None or image_b is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.interpolate(bundle(dataset), image_a, image_b, int(steps), mode)
-    return r["ae"], r["vae"], r["text"]
+    r = service.interpolate(bundle(dataset), image_a, image_b, int(steps), mode, names=names_of(model_a, model_b),
+                            label=cls)
+    return r["a"], r["b"], r["text"]
 
 
-def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None) -> list:
-    """gr.Slider updates (range, label, value) for the AE's then the VAE's sliders."""
+def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None, names=None) -> list:
+    """gr.Slider updates (range, label, value) for Model A's then Model B's sliders."""
     b = bundle(dataset)
     out = []
-    for name in ("ae-16", "vae-16"):
-        view = b.models.get(name)
+    try:
+        views = service.pair(b, names)
+    except LookupError:  # the atlas or the models are missing: the sliders hide (the status says why)
+        views = [None, None]
+    for slot, view in zip("ab", views):
         for k in range(N_DIMS):
             if view is None or k >= view.latent_dim:
-                out.append(gr.Slider(visible=False))
+                out.append(gr.Slider(visible=False, value=0.0))
                 continue
             d = view.order[k]
             lo, hi = (float(x) for x in view.ranges[d])
             out.append(gr.Slider(minimum=lo, maximum=hi, step=0.01, visible=True,
-                                 value=round(float(values[name][k]), 2) if values else 0.0,
+                                 value=round(float(values[slot][k]), 2) if values else 0.0,
                                  label=service.slider_labels(view)[k]))
     return out
 
 
+def _full(view, shown: list[float]) -> list[float]:
+    """The slider values of a model with more dimensions than sliders: the rest stay at the origin."""
+    return [*shown, *[0.0] * (view.latent_dim - len(shown))]
+
+
 @guarded
 @gpu
-def sliders_from_input(dataset: str, image, start: str):
+def sliders_from_input(dataset: str, image, start: str, model_a=None, model_b=None, cls=None):
     b = bundle(dataset)
     if image is None and start == "encoded input":
         return gr.skip()
-    values = service.slider_start(b, image if start == "encoded input" else None)
-    ae_img, vae_img = service.decode_sliders(b, values["ae-16"], values["vae-16"])
-    return [*_slider_updates(dataset, values), ae_img, vae_img]
+    names = names_of(model_a, model_b)
+    values = service.slider_start(b, image if start == "encoded input" else None, names, cls)
+    a_img, b_img = service.decode_sliders(b, values["a"], values["b"], names, cls)
+    return [*_slider_updates(dataset, values, names), a_img, b_img]
 
 
 @guarded
 @gpu
 def slide(dataset: str, *values):
-    """Called with raw payloads (preprocess=False): slider values are validated here, per dataset."""
-    if len(values) != 2 * N_DIMS:
-        raise InputError(f"expected {2 * N_DIMS} slider values, got {len(values)}.")
+    """Called with raw payloads (preprocess=False): 2 x N_DIMS slider values, then Model A, Model B and the class;
+    validated here, per model."""
+    if len(values) not in (2 * N_DIMS, 2 * N_DIMS + 3):
+        raise InputError(f"expected {2 * N_DIMS} slider values (then Model A, Model B, class), got {len(values)}.")
+    names = names_of(*values[2 * N_DIMS: 2 * N_DIMS + 2]) if len(values) > 2 * N_DIMS else service.PAIR
+    cls = values[-1] if len(values) > 2 * N_DIMS else None
     b = bundle(dataset)
-    n_ae, n_vae = (b.require(n)[0].latent_dim for n in ("ae-16", "vae-16"))
+    views = service.pair(b, names)
+    n_a, n_b = (min(v.latent_dim, N_DIMS) for v in views)
     try:
-        ae = [float(v) for v in values[:n_ae]]
-        vae = [float(v) for v in values[N_DIMS: N_DIMS + n_vae]]
+        a = [float(v) for v in values[:n_a]]
+        b_ = [float(v) for v in values[N_DIMS: N_DIMS + n_b]]
     except (TypeError, ValueError):
         raise InputError("slider values must be numbers.") from None
-    return service.decode_sliders(b, ae, vae)
+    return service.decode_sliders(b, _full(views[0], a), _full(views[1], b_), names, cls)
 
 
 def noop(dataset: str, *values) -> str:
@@ -316,32 +366,47 @@ def noop(dataset: str, *values) -> str:
 
 @guarded
 @gpu
-def place_on_map(dataset: str, image):
+def place_on_map(dataset: str, image, model_a=None, model_b=None, cls=None):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
     t = time.perf_counter()
-    r = service.place(bundle(dataset), image)
+    r = service.place(bundle(dataset), image, names_of(model_a, model_b), cls)
     ms = (time.perf_counter() - t) * 1000
-    text = (f"Red cross: the current input (black: a clicked point), placed from the atlas (distance-weighted mean of the map positions of "
-            f"its 10 nearest atlas codes; no UMAP at request time) in {ms:.0f} ms.")
-    return r["ae-16"], r["vae-16"], text
+    text = (f"Red cross: the current input (black: a clicked point), placed from the atlas (distance-weighted mean of "
+            f"the map positions of its 10 nearest atlas codes; no UMAP at request time; a 2-D model's map is its "
+            f"latent plane itself) in {ms:.0f} ms.")
+    return r["a"], r["b"], text
 
 
 @guarded
 @gpu
-def show_point(dataset: str, index: float, image=None):
+def show_point(dataset: str, index: float, image=None, model_a=None, model_b=None, cls=None):
     if index is None:
         raise InputError("Enter an atlas index.")
-    r = service.point(bundle(dataset), int(index), image)
-    return r["image"], r["ae-16"], r["vae-16"], r["ae-16_map"], r["vae-16_map"], r["text"]
+    r = service.point(bundle(dataset), int(index), image, names_of(model_a, model_b), cls)
+    return r["image"], r["a"], r["b"], r["a_map"], r["b_map"], r["text"]
 
 
-def map_click(model: str):
+def map_click(slot: str):
+    """A click on Model A's or Model B's map: the atlas image drawn nearest to it."""
     @guarded
-    def handler(dataset: str, image, evt: gr.SelectData):
+    def handler(dataset: str, image, model_a, model_b, cls, evt: gr.SelectData):
+        col, row = evt.index
+        model = names_of(model_a, model_b)["ab".index(slot)]
+        i = service.click(bundle(dataset), model, float(col), float(row))
+        return (i, *show_point(dataset, i, image, model_a, model_b, cls))
+
+    handler.__name__ = f"click_{slot}"
+    return handler
+
+
+def plane_click(model: str):
+    """A click on the fixed 2-D models' code scatter (the plane section)."""
+    @guarded
+    def handler(dataset: str, image, model_a, model_b, cls, evt: gr.SelectData):
         col, row = evt.index
         i = service.click(bundle(dataset), model, float(col), float(row))
-        return (i, *show_point(dataset, i, image))
+        return (i, *show_point(dataset, i, image, model_a, model_b, cls))
 
     handler.__name__ = f"click_{model.replace('-', '_')}"
     return handler
@@ -353,7 +418,7 @@ def manifold(dataset: str, n: float, image):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
     r = service.manifold(bundle(dataset), int(n), image)
-    return r["ae-2"], r["vae-2"], r["ae-2_scatter"], r["vae-2_scatter"]
+    return r["a"], r["b"], r["a_scatter"], r["b_scatter"]
 
 
 # ---- Scorecard, Anomaly, Impute: read scorecard.json; the per-input work is small ------------------------
@@ -461,8 +526,34 @@ def set_dataset(dataset: str):
     second = b.images[shown[min(GALLERY_PER_CLASS, len(shown) - 1)]] if shown else None
     legend = legend_markdown(b.class_names) if b.class_names else ""
     msg = "" if not b.problems else b.status()
+    choices = pair_choices(dataset)
+    available = sorted(b.models)  # the default pair, or (models missing) whichever models did load
+    names = [n if n in b.models else (available[min(i, len(available) - 1)] if available else None)
+             for i, n in enumerate(service.PAIR)]
+    classes = [(f"{i}: {c}", i) for i, c in enumerate(b.class_names)]
+    label = int(b.labels[shown[0]]) if shown else 0
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
-            legend, msg, status_text(), MODELS.live.get(dataset, {}), *_slider_updates(dataset, None))
+            legend, msg, status_text(), gr.Dropdown(choices=choices, value=names[0]),
+            gr.Dropdown(choices=choices, value=names[1]), gr.Dropdown(choices=classes, value=label),
+            *(set_pair(dataset, *names) if all(names) else ("", {}, *_slider_updates(dataset, None))))
+
+
+@guarded
+def set_pair(dataset: str, model_a: str, model_b: str):
+    """The pickers changed (or the dataset): the pair's description, its live decoders and its slider ranges."""
+    names = names_of(model_a, model_b)
+    service.pair(bundle(dataset), names)  # a clear message for an unknown name
+    return (describe_pair(dataset, *names), MODELS.live_spec(dataset, names),
+            *_slider_updates(dataset, None, names))
+
+
+@guarded
+def class_of(dataset: str, index: float):
+    """The true class of an atlas image: what a class-conditional model is given for it."""
+    b = bundle(dataset)
+    if b.labels is None or index is None or not 0 <= int(index) < len(b.labels):
+        return gr.skip()
+    return int(b.labels[int(index)])
 
 
 # ---- layout --------------------------------------------------------------------------------------
@@ -480,8 +571,8 @@ PICK_BRUSH = """() => {
 HEAD = "".join(f'<script src="{file_url(STATIC / f)}"></script>' for f in
                ("vendor/tfjs/tf-core.min.js", "vendor/tfjs/tf-backend-cpu.min.js", "live_decoder.js"))
 LIVE_HTML = """<div class="live-row">
-  <figure><figcaption>AE decode (live, in your browser)</figcaption><canvas id="live-ae" width="28" height="28"></canvas></figure>
-  <figure><figcaption>VAE decode (live, in your browser)</figcaption><canvas id="live-vae" width="28" height="28"></canvas></figure>
+  <figure><figcaption>Model A decode (live, in your browser)</figcaption><canvas id="live-a" width="28" height="28"></canvas></figure>
+  <figure><figcaption>Model B decode (live, in your browser)</figcaption><canvas id="live-b" width="28" height="28"></canvas></figure>
 </div>"""
 LIVE_JS = "() => { if (window.latentLive) window.latentLive.sync(); }"
 
@@ -497,12 +588,21 @@ CSS = """
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
     gr.Markdown(
-        "# Latent Explorer: AE vs VAE\nA deterministic autoencoder (AE) and a variational autoencoder (VAE) with the "
-        "same encoder/decoder, side by side on the same input. Pick a dataset and an input; every tab follows."
+        "# Latent Explorer: AE vs VAE\nTwo models side by side on the same input: by default a deterministic "
+        "autoencoder (AE) and a variational autoencoder (VAE) with the same encoder/decoder; pick any two of the "
+        "dataset's models (β-VAE, VampPrior, mixture prior, IAF posterior, class-conditional). Pick a dataset, two "
+        "models and an input; every tab follows."
     )
     with gr.Row():
         dataset = gr.Radio([(v, k) for k, v in DATASETS.items()], value="mnist", label="Dataset", scale=1)
         status = gr.Markdown(status_text(), elem_id="status")
+    with gr.Row():
+        model_a = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[0], label="Model A", elem_id="model-a", scale=1)
+        model_b = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model B", elem_id="model-b", scale=1)
+        cls = gr.Dropdown(choices=[(str(i), i) for i in range(MAX_CLASSES)], value=0,
+                          label="Class given to a class-conditional model",
+                          info="set to the true class when you pick a test image", elem_id="cls", scale=1)
+    pair_text = gr.Markdown(elem_id="pair-text")
     problem = gr.Markdown("", elem_id="problem")
     with gr.Row():
         with gr.Column(scale=4):
@@ -529,11 +629,15 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     with gr.Tabs():
         with gr.Tab("Reconstruct", elem_id="tab-reconstruct"):
             with gr.Row():
-                rec_ae = gr.Image(label="AE reconstruction", format="png", elem_id="rec-ae", elem_classes="pixelated")
-                rec_vae = gr.Image(label="VAE reconstruction (posterior mean)", format="png", elem_id="rec-vae",
-                                   elem_classes="pixelated")
-            rec_samples = gr.Image(label="VAE decodes of z ~ q(z|x): the posterior's spread", format="png",
-                                   elem_id="rec-samples", elem_classes="pixelated", height=140)
+                rec_a = gr.Image(label="Model A: reconstruction (posterior mean)", format="png", elem_id="rec-a",
+                                 elem_classes="pixelated")
+                rec_b = gr.Image(label="Model B: reconstruction (posterior mean)", format="png", elem_id="rec-b",
+                                 elem_classes="pixelated")
+            with gr.Row():
+                rec_a_samples = gr.Image(label="Model A: decodes of z ~ q(z|x) (a VAE's spread; a CVAE: every class)",
+                                         format="png", elem_id="rec-a-samples", elem_classes="pixelated", height=140)
+                rec_b_samples = gr.Image(label="Model B: decodes of z ~ q(z|x) (a VAE's spread; a CVAE: every class)",
+                                         format="png", elem_id="rec-b-samples", elem_classes="pixelated", height=140)
             with gr.Row():
                 rec_seed = gr.Number(label="Posterior sample seed", value=0, precision=0)
                 rec_btn = gr.Button("Resample")
@@ -545,11 +649,14 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 smp_temp = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="Temperature (std of z)")
                 smp_btn = gr.Button("Sample", elem_id="sample-btn")
             with gr.Row():
-                smp_ae = gr.Image(label="AE: z ~ N(0, I)  (the AE has no prior: this fails)", format="png",
-                                  elem_id="smp-ae", elem_classes="pixelated")
-                smp_vae = gr.Image(label="VAE: z ~ N(0, I)", format="png", elem_id="smp-vae", elem_classes="pixelated")
-                smp_gmm = gr.Image(label="AE: z ~ GMM fitted to its training codes (the fix)", format="png",
-                                   elem_id="smp-gmm", elem_classes="pixelated")
+                smp_a = gr.Image(label="Model A: z ~ its prior (an AE has none: N(0, I) fails)", format="png",
+                                 elem_id="smp-a", elem_classes="pixelated")
+                smp_b = gr.Image(label="Model B: z ~ its prior", format="png", elem_id="smp-b", elem_classes="pixelated")
+            with gr.Row():
+                smp_a_extra = gr.Image(label="Model A: an AE's GMM samples (the fix) / a CVAE's same z, every class",
+                                       format="png", elem_id="smp-a-extra", elem_classes="pixelated")
+                smp_b_extra = gr.Image(label="Model B: an AE's GMM samples (the fix) / a CVAE's same z, every class",
+                                       format="png", elem_id="smp-b-extra", elem_classes="pixelated")
             smp_text = gr.Markdown(elem_id="smp-text")
 
         with gr.Tab("Interpolate", elem_id="tab-interpolate"):
@@ -565,8 +672,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 with gr.Column():
                     steps = gr.Slider(2, 20, value=10, step=1, label="Steps")
                     mode = gr.Radio(["linear", "spherical"], value="linear", label="Path")
-            int_ae = gr.Image(label="AE", format="png", elem_id="int-ae", elem_classes="pixelated", height=120)
-            int_vae = gr.Image(label="VAE", format="png", elem_id="int-vae", elem_classes="pixelated", height=120)
+            int_a = gr.Image(label="Model A", format="png", elem_id="int-a", elem_classes="pixelated", height=120)
+            int_b = gr.Image(label="Model B", format="png", elem_id="int-b", elem_classes="pixelated", height=120)
             int_text = gr.Markdown(elem_id="int-text")
 
         with gr.Tab("Latent sliders", elem_id="tab-sliders") as sliders_tab:
@@ -574,39 +681,40 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 start = gr.Radio(["encoded input", "origin"], value="encoded input", label="Start from")
                 reset_btn = gr.Button("Reset sliders", elem_id="reset-btn")
             gr.Markdown("Ranges: 0.5%..99.5% quantiles of each model's atlas codes. VAE dimensions are ordered by "
-                        "their KL (nats, from metrics.json); *collapsed* marks KL < 0.01 nats (unused by the model).")
+                        "their KL (nats, from metrics.json); *collapsed* marks KL < 0.01 nats (unused by the model). "
+                        f"A model shows up to {N_DIMS} sliders, one per dimension.")
             live = gr.HTML(LIVE_HTML, elem_id="live")  # shown once the browser can decode (static/live_decoder.js)
             live_spec = gr.JSON(visible="hidden")
             with gr.Row(elem_id="sl-images"):  # the server's decodes: shown where the browser cannot decode
-                sl_ae_img = gr.Image(label="AE decode", format="png", elem_id="sl-ae", elem_classes="pixelated",
-                                     height=180)
-                sl_vae_img = gr.Image(label="VAE decode", format="png", elem_id="sl-vae", elem_classes="pixelated",
-                                      height=180)
+                sl_a_img = gr.Image(label="Model A decode", format="png", elem_id="sl-a", elem_classes="pixelated",
+                                    height=180)
+                sl_b_img = gr.Image(label="Model B decode", format="png", elem_id="sl-b", elem_classes="pixelated",
+                                    height=180)
             with gr.Row():
                 with gr.Column():
-                    ae_sliders = [gr.Slider(-1, 1, value=0, label=f"AE z{i}", elem_id=f"ae-s{i}")
-                                  for i in range(N_DIMS)]
+                    a_sliders = [gr.Slider(-1, 1, value=0, label=f"Model A z{i}", elem_id=f"a-s{i}")
+                                 for i in range(N_DIMS)]
                 with gr.Column():
-                    vae_sliders = [gr.Slider(-1, 1, value=0, label=f"VAE z{i}", elem_id=f"vae-s{i}")
-                                   for i in range(N_DIMS)]
+                    b_sliders = [gr.Slider(-1, 1, value=0, label=f"Model B z{i}", elem_id=f"b-s{i}")
+                                 for i in range(N_DIMS)]
 
         with gr.Tab("Latent map", elem_id="tab-map"):
             legend = gr.Markdown(elem_id="legend")
             map_text = gr.Markdown(elem_id="map-text")
             with gr.Row():
-                map_ae = gr.Image(label="AE-16: UMAP of the atlas codes (click a point)", format="png",
-                                  interactive=False, elem_id="map-ae", height=380)
-                map_vae = gr.Image(label="VAE-16: UMAP of the atlas codes (click a point)", format="png",
-                                   interactive=False, elem_id="map-vae", height=380)
+                map_a = gr.Image(label="Model A: UMAP of the atlas codes, or a 2-D model's plane (click a point)",
+                                 format="png", interactive=False, elem_id="map-a", height=380)
+                map_b = gr.Image(label="Model B: UMAP of the atlas codes, or a 2-D model's plane (click a point)",
+                                 format="png", interactive=False, elem_id="map-b", height=380)
             with gr.Row():
                 pt_index = gr.Number(label="Atlas index", value=0, precision=0, minimum=0)
                 pt_img = gr.Image(label="Clicked test image", format="png", elem_id="pt-img", elem_classes="pixelated",
                                   height=130)
-                pt_ae = gr.Image(label="AE decode", format="png", elem_id="pt-ae", elem_classes="pixelated", height=130)
-                pt_vae = gr.Image(label="VAE decode", format="png", elem_id="pt-vae", elem_classes="pixelated",
-                                  height=130)
+                pt_a = gr.Image(label="Model A decode", format="png", elem_id="pt-a", elem_classes="pixelated", height=130)
+                pt_b = gr.Image(label="Model B decode", format="png", elem_id="pt-b", elem_classes="pixelated",
+                                height=130)
             pt_text = gr.Markdown(elem_id="pt-text")
-            gr.Markdown("### The 2-D models: decoded latent plane and the atlas codes in it")
+            gr.Markdown("### The 2-D models (AE-2 and VAE-2): decoded latent plane and the atlas codes in it")
             grid_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
             with gr.Row():
                 mf_ae = gr.Image(label="AE-2: decodes over its latent plane", format="png", elem_id="mf-ae")
@@ -684,44 +792,56 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
 
     # ---- events (every one has an api_name) ------------------------------------------------------
     EV = {"concurrency_limit": CONCURRENCY}
-    slider_list = ae_sliders + vae_sliders
-    dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, live_spec, *slider_list]
+    slider_list = a_sliders + b_sliders
+    PAIR_IN = [model_a, model_b, cls]  # the pair and the class every comparing tab reads (last inputs: defaults)
+    pair_outputs = [pair_text, live_spec, *slider_list]
+    dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, model_a, model_b, cls, *pair_outputs]
     demo.load(set_dataset, dataset, dataset_outputs, api_name="init", **EV)
     dataset.change(set_dataset, dataset, dataset_outputs, api_name="set_dataset", **EV)
+    pair_changed = [model_a.change, model_b.change]
+    gr.on(pair_changed, set_pair, [dataset, model_a, model_b], pair_outputs, api_name="set_pair", **EV)
     gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select", **EV)
     gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test",
           **EV)
     random_btn.click(random_test, dataset, [current, index], api_name="random_test", **EV)
+    index.change(class_of, [dataset, index], cls, api_name="class_of", **EV)  # a test image: its true class
     upload.upload(use_upload, upload, current, api_name="use_upload", **EV)
     draw_tab.select(None, js=PICK_BRUSH)  # no server round trip, no API endpoint
     draw_btn.click(use_drawing, sketch, current, api_name="use_drawing", **EV)
 
-    gr.on([current.change, rec_btn.click, rec_seed.submit], reconstruct, [dataset, current, rec_seed],
-          [rec_ae, rec_vae, rec_samples, rec_text], api_name="reconstruct", **EV)
-    gr.on([smp_btn.click, smp_seed.submit, smp_temp.release, dataset.change, demo.load], sample,
-          [dataset, smp_seed, smp_temp], [smp_ae, smp_vae, smp_gmm, smp_text], api_name="sample", **EV)
+    gr.on([current.change, rec_btn.click, rec_seed.submit, cls.change, *pair_changed], reconstruct,
+          [dataset, current, rec_seed, *PAIR_IN], [rec_a, rec_b, rec_a_samples, rec_b_samples, rec_text],
+          api_name="reconstruct", **EV)
+    # gallery.change: a new dataset (set_dataset has set the pickers by then)
+    gr.on([smp_btn.click, smp_seed.submit, smp_temp.release, gallery.change, *pair_changed], sample,
+          [dataset, smp_seed, smp_temp, *PAIR_IN], [smp_a, smp_b, smp_a_extra, smp_b_extra, smp_text],
+          api_name="sample", **EV)
     set_a.click(lambda x: x, current, end_a, api_name="set_a", **EV)
     set_b.click(lambda x: x, current, end_b, api_name="set_b", **EV)
     rand_b.click(lambda d: random_test(d)[0], dataset, end_b, api_name="random_b", **EV)
-    gr.on([end_a.change, end_b.change, steps.release, mode.change], interpolate, [dataset, end_a, end_b, steps, mode],
-          [int_ae, int_vae, int_text], api_name="interpolate", **EV)
-    gr.on([current.change, reset_btn.click, start.change], sliders_from_input, [dataset, current, start],
-          [*slider_list, sl_ae_img, sl_vae_img], api_name="sliders_from_input", **EV).then(None, js=LIVE_JS)
+    gr.on([end_a.change, end_b.change, steps.release, mode.change, *pair_changed], interpolate,
+          [dataset, end_a, end_b, steps, mode, *PAIR_IN], [int_a, int_b, int_text], api_name="interpolate", **EV)
+    gr.on([current.change, reset_btn.click, start.change, *pair_changed], sliders_from_input,
+          [dataset, current, start, *PAIR_IN], [*slider_list, sl_a_img, sl_b_img], api_name="sliders_from_input",
+          **EV).then(None, js=LIVE_JS)
     # Slider moves are decoded in the browser as they happen (static/live_decoder.js, no server round trip);
     # the server decodes on release, for the images under the canvases and for the API. Raw payloads: the
-    # ranges depend on the dataset, so slide() validates them itself.
-    gr.on([s.release for s in slider_list], slide, [dataset, *slider_list], [sl_ae_img, sl_vae_img],
+    # ranges depend on the models, so slide() validates them itself.
+    gr.on([s.release for s in slider_list], slide, [dataset, *slider_list, *PAIR_IN], [sl_a_img, sl_b_img],
           api_name="slide", preprocess=False, trigger_mode="always_last", show_progress="hidden", **EV)
     live_spec.change(None, live_spec, None, js="(spec) => { if (window.latentLive) window.latentLive.load(spec); }")
     sliders_tab.select(None, js=LIVE_JS)
     noop_btn.click(noop, [dataset, *slider_list], noop_out, api_name="noop", preprocess=False, show_progress="hidden",
                    **EV)
-    current.change(place_on_map, [dataset, current], [map_ae, map_vae, map_text], api_name="place_on_map",
-                   **EV)
-    point_outputs = [pt_img, pt_ae, pt_vae, map_ae, map_vae, pt_text]
-    pt_index.submit(show_point, [dataset, pt_index, current], point_outputs, api_name="show_point", **EV)
-    for img, model in ((map_ae, "ae-16"), (map_vae, "vae-16"), (sc_ae2, "ae-2"), (sc_vae2, "vae-2")):
-        img.select(map_click(model), [dataset, current], [pt_index, *point_outputs],
+    gr.on([current.change, *pair_changed], place_on_map, [dataset, current, *PAIR_IN], [map_a, map_b, map_text],
+          api_name="place_on_map", **EV)
+    point_outputs = [pt_img, pt_a, pt_b, map_a, map_b, pt_text]
+    pt_index.submit(show_point, [dataset, pt_index, current, *PAIR_IN], point_outputs, api_name="show_point", **EV)
+    for img, slot in ((map_a, "a"), (map_b, "b")):
+        img.select(map_click(slot), [dataset, current, *PAIR_IN], [pt_index, *point_outputs],
+                   api_name=f"click_{slot}", **EV)
+    for img, model in ((sc_ae2, "ae-2"), (sc_vae2, "vae-2")):
+        img.select(plane_click(model), [dataset, current, *PAIR_IN], [pt_index, *point_outputs],
                    api_name=f"click_{model.replace('-', '_')}", **EV)
     gr.on([current.change, grid_n.release], manifold, [dataset, grid_n, current], [mf_ae, mf_vae, sc_ae2, sc_vae2],
           api_name="manifold", **EV)

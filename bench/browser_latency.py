@@ -95,7 +95,7 @@ def open_sliders(page) -> None:
     page.get_by_role("tab", name="Latent sliders", exact=True).click()
     time.sleep(3.0)  # the browser's decoders load after the page (a few MB)
     page.wait_for_function("() => (window.latentLive && window.latentLive.frames > 0) || "
-                           "(() => { const i = document.querySelector('#sl-vae img'); "
+                           "(() => { const i = document.querySelector('#sl-b img'); "
                            "return i && i.complete && i.naturalWidth > 0; })()")
 
 
@@ -127,7 +127,7 @@ DRAG = """([slider, ms]) => new Promise(resolve => {
 def drag(page, slider: str, seconds: float) -> tuple[float, float, int]:
     """Drag a slider across its range for `seconds`. Returns (new images shown per second, input events
     per second, images shown)."""
-    page.evaluate(INSTRUMENT, [slider, "#sl-vae", "#live-vae"])
+    page.evaluate(INSTRUMENT, [slider, "#sl-b", "#live-b"])
     time.sleep(0.3)
     t0, t1 = page.evaluate(DRAG, [slider, seconds * 1000])
     time.sleep(1.0)
@@ -153,16 +153,16 @@ def main() -> None:
             page.set_default_timeout(60_000)
             page.goto(app.url)
             open_sliders(page)
-            live = page.evaluate(INSTRUMENT, ["#vae-s0", "#sl-vae", "#live-vae"])
+            live = page.evaluate(INSTRUMENT, ["#b-s0", "#sl-b", "#live-b"])
             for i in range(10):  # warm-up
-                slider_move(page, "#vae-s0", 1000 + i)
+                slider_move(page, "#b-s0", 1000 + i)
                 page.evaluate(NOOP)
             moves, noops = [], []
             for i in range(args.moves):  # interleaved, so both see the same machine
-                moves.append(slider_move(page, "#vae-s0", i))
+                moves.append(slider_move(page, "#b-s0", i))
                 noops.append(page.evaluate(NOOP))
             decode_ms = page.evaluate("() => window.latentLive.decodeMs.slice()") if live else []
-            rate, input_rate, n_shown = drag(page, "#vae-s2", args.drag_seconds)
+            rate, input_rate, n_shown = drag(page, "#b-s2", args.drag_seconds)
             browser.close()
     finally:
         app.stop()

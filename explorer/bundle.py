@@ -11,6 +11,7 @@ from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent, scorecard
 from .catalog import APP_MODELS, DATASETS, REGENERATE, checkpoint_root, find_models
+from .images import InputError
 from .plot import Scatter
 
 __all__ = ["APP_MODELS", "DATASETS", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
@@ -56,18 +57,67 @@ class ModelView:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def title(self) -> str:
+        """The model's human name (config `title`), else its folder name in capitals."""
+        return self.model.config.title or self.name.upper()
+
+    @property
+    def description(self) -> str:
+        return self.model.config.description
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config.num_classes
+
     @torch.inference_mode()
-    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (B, 28, 28) -> posterior mean (B, D), std (B, D) (std is 0 for the AE)."""
+    def posterior_samples(self, image: np.ndarray, n: int, seed: int, labels=None) -> np.ndarray:
+        """n draws z ~ q(z|x) of one uint8 (28, 28) image, (n, D), from the model's own posterior (a flow's too)."""
+        x = torch.as_tensor(np.asarray(image)[None], device=self.device).float().div(255.0).unsqueeze(1)
+        posterior = self.model.encode(x, self._labels(labels, 1))
+        g = torch.Generator(self.device).manual_seed(seed)
+        return torch.cat([posterior.sample(g) for _ in range(n)]).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def prior_samples(self, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
+        """n codes z ~ p(z) with every component's spread times `temperature`, (n, D): the model's own prior
+        (standard, MoG or VampPrior); an AE has none, so its codes are N(0, T^2 I), the naive guess."""
+        g = torch.Generator(self.device).manual_seed(seed)
+        if not self.is_vae:
+            return (temperature * torch.randn((n, self.latent_dim), generator=g, device=self.device)).cpu().numpy()
+        return self.model.sample_prior(n, generator=g, temperature=temperature).float().cpu().numpy()
+
+    @property
+    def conditional(self) -> bool:
+        """A class-conditional model (CVAE): encode and decode need each image's class."""
+        return self.model.config.conditional
+
+    def _labels(self, labels, n: int) -> torch.Tensor | None:
+        """(n,) class labels as a tensor for a conditional model (one label is repeated), None for the others."""
+        if not self.conditional:
+            return None
+        if labels is None:
+            raise InputError(f"{self.name} is class-conditional: choose the class it should use.")
+        y = np.broadcast_to(np.asarray(labels, np.int64).reshape(-1), (n,)) if np.size(labels) == 1 else labels
+        y = np.asarray(y, np.int64).reshape(-1)
+        k = self.model.config.num_classes
+        if len(y) != n or (len(y) and (y.min() < 0 or y.max() >= k)):
+            raise InputError(f"{self.name} needs {n} class labels in 0..{k - 1}.")
+        return torch.tensor(y, device=self.device)
+
+    @torch.inference_mode()
+    def encode(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (B, 28, 28) -> posterior mean (B, D), std (B, D) (std is 0 for the AE); `labels`: a conditional
+        model's classes (one per image, or one for all)."""
         x = torch.as_tensor(np.asarray(images), device=self.device).float().div(255.0).unsqueeze(1)
-        posterior = self.model.encode(x)
+        posterior = self.model.encode(x, self._labels(labels, len(x)))
         return posterior.mean.float().cpu().numpy(), posterior.std.float().cpu().numpy()
 
     @torch.inference_mode()
-    def decode(self, z: np.ndarray) -> np.ndarray:
+    def decode(self, z: np.ndarray, labels=None) -> np.ndarray:
         """(B, D) codes -> (B, 28, 28) float images E[x|z] in [0, 1]."""
         zt = torch.as_tensor(np.atleast_2d(np.asarray(z, np.float32)), device=self.device)
-        return self.model.decode_image(zt)[:, 0].float().cpu().numpy()
+        return self.model.decode_image(zt, self._labels(labels, len(zt)))[:, 0].float().cpu().numpy()
 
 
 @dataclass
@@ -143,7 +193,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None) -> Da
     if atlas is None:
         b.images = None
     for view in b.models.values():  # first-call costs (kernel set-up, the scatter's base picture) at start-up
-        view.decode(view.encode(b.images[:1])[0])
+        view.decode(view.encode(b.images[:1], b.labels[:1])[0], b.labels[:1])
         view.scatter.base()
     return b
 

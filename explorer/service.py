@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import latent
+from .catalog import APP_MODELS
 from .images import InputError, to_dataset_format, tile, upscale
 
 SHOW = 4  # display upscale factor for single 28x28 images
@@ -56,30 +57,77 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(((np.asarray(a, np.float64) - b) ** 2).mean())
 
 
-def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR) -> dict:
-    """AE reconstruction, VAE posterior-mean reconstruction and VAE decodes of z ~ q(z|x)."""
-    ae, vae = b.require("ae-16", "vae-16")
+PAIR = ("ae-16", "vae-16")  # the default Model A and Model B
+SLOTS = ("a", "b")
+
+
+def pair(b: DatasetBundle, names=None) -> list[ModelView]:
+    """The two models being compared (Model A, Model B), by folder name; PAIR when not given."""
+    names = tuple(names) if names else PAIR
+    if len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise InputError(f"compare two models by name, got {names!r}.")
+    # A name that is neither loaded nor expected (the app's four) nor a folder on disk is a typo; a missing or
+    # unusable checkpoint gets require()'s message, which says how to regenerate it.
+    unknown = [n for n in names if n not in b.models and n not in APP_MODELS and not (b.root / n).is_dir()]
+    if unknown and b.images is not None:
+        raise InputError(f"{b.title} has no model {unknown[0]!r}; choose one of {sorted(b.models)}.")
+    return b.require(*names)
+
+
+def torch_seed(seed: int) -> int:
+    """A torch.Generator seed from any integer seed (negative, huge): distinct seeds give distinct draws."""
+    return int(seeded_rng(seed).integers(2**62))
+
+
+def as_label(view: ModelView, label) -> int | None:
+    """The class a conditional model uses (a whole number 0..K-1); None for the other models."""
+    if not view.conditional:
+        return None
+    if label is None or isinstance(label, bool) or not float(label).is_integer() or not 0 <= int(label) < view.num_classes:
+        raise InputError(f"{view.title} is class-conditional: choose its class, a whole number "
+                         f"0..{view.num_classes - 1} (got {label!r}).")
+    return int(label)
+
+
+def every_class(view: ModelView, z: np.ndarray) -> np.ndarray:
+    """A conditional model's decodes of each code with every class: (len(z) * K, 28, 28), code-major."""
+    k = view.num_classes
+    return view.decode(np.repeat(z, k, axis=0), np.tile(np.arange(k), len(z)))
+
+
+def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR, names=None, label=None) -> dict:
+    """Each model's reconstruction (the posterior mean's decode) and, for a VAE, decodes of z ~ q(z|x); for a
+    class-conditional model, the posterior mean decoded with every class (its own label and wrong ones)."""
+    views = pair(b, names)
     img = as_input(image)
     x = img.astype(np.float32) / 255.0
-    z_ae, _ = ae.encode(img[None])
-    mean, std = vae.encode(img[None])
     seed = as_seed(seed)
-    rng = seeded_rng(seed)
-    z_samples = mean + std * rng.standard_normal((n_samples, mean.shape[1])).astype(np.float32)
-    ae_rec, vae_rec = ae.decode(z_ae)[0], vae.decode(mean)[0]
-    samples = vae.decode(z_samples)
-    errs = [mse(s, x) for s in samples]
-    text = (
-        "| | MSE / pixel |\n|---|---|\n"
-        f"| AE reconstruction | {mse(ae_rec, x):.4f} |\n"
-        f"| VAE reconstruction (posterior mean) | {mse(vae_rec, x):.4f} |\n"
-        f"| VAE, z ~ q(z\\|x), {n_samples} draws (seed {int(seed)}) | "
-        + ", ".join(f"{e:.4f}" for e in errs) + " |\n\n"
-        f"VAE posterior std, mean over dimensions: {float(std.mean()):.3f} "
-        f"(the AE has none: one code per image)."
-    )
-    return {"input": upscale(img, SHOW), "ae": upscale(ae_rec, SHOW), "vae": upscale(vae_rec, SHOW),
-            "vae_samples": tile(samples, ncols=n_samples, factor=3), "text": text, "errors": errs}
+    out = {"input": upscale(img, SHOW), "errors": {}, "names": [v.name for v in views]}
+    lines = ["| model | MSE / pixel of the reconstruction | of each z ~ q(z\\|x) decode (seed "
+             f"{int(seed)}) | posterior std (mean over dims) |", "|---|---|---|---|"]
+    for slot, view in zip(SLOTS, views):
+        y = as_label(view, label)
+        mean, std = view.encode(img[None], y)
+        rec = view.decode(mean, y)[0]
+        out[slot] = upscale(rec, SHOW)
+        extra, errs = None, []
+        if view.is_vae:
+            samples = view.posterior_samples(img, n_samples, torch_seed(seed), y)
+            decoded = view.decode(samples, y)
+            errs = [mse(s, x) for s in decoded]
+            extra = tile(decoded, ncols=n_samples, factor=3)
+        if view.conditional:  # the same posterior mean, every class: the style kept, the class changed
+            extra = tile(every_class(view, mean), ncols=view.num_classes, factor=3)
+        out[f"{slot}_samples"] = extra
+        out["errors"][view.name] = errs
+        spread = f"{float(std.mean()):.3f}" if view.is_vae else "none (one code per image)"
+        lines.append(f"| {view.title}{f' (class {y})' if y is not None else ''} | {mse(rec, x):.4f} | "
+                     + (", ".join(f"{e:.4f}" for e in errs) or "deterministic: no posterior") + f" | {spread} |")
+    cond = [v for v in views if v.conditional]
+    note = "".join(f"\n\n{v.title} is class-conditional: its lower picture decodes the same code with class 0, 1, …, "
+                   f"{v.num_classes - 1} (the reconstruction used class {as_label(v, label)})." for v in cond)
+    out["text"] = "\n".join(lines) + note
+    return out
 
 
 def distance_report(view: ModelView, z: np.ndarray) -> np.ndarray:
@@ -87,21 +135,36 @@ def distance_report(view: ModelView, z: np.ndarray) -> np.ndarray:
     return latent.nearest_distance(z, view.codes) / view.nn_scale
 
 
-def sample(b: DatasetBundle, seed, temperature: float, n: int = 36) -> dict:
-    """Decodes of z ~ N(0, T^2 I) for both models, and of the AE's GMM; how far the codes are from the data."""
-    if not (0.0 < float(temperature) <= 3.0):
+def sample(b: DatasetBundle, seed, temperature: float, n: int = 36, names=None, label=None) -> dict:
+    """Decodes of z ~ p(z) for each model (its own prior: N(0, I), a learned mixture or a VampPrior; an AE has
+    none, so N(0, I) is tried), with T scaling the spread; the extra picture: an AE's codes drawn from a GMM
+    fitted to its training codes, a conditional model's codes decoded with every class. Distances to the data."""
+    if temperature is None or not (0.0 < float(temperature) <= 3.0):
         raise InputError(f"temperature must be in (0, 3], got {temperature}.")
     if not (1 <= int(n) <= 100):
         raise InputError(f"number of samples must be 1..100, got {n}.")
-    ae, vae = b.require("ae-16", "vae-16")
+    views = pair(b, names)
     seed = as_seed(seed)
     rng = seeded_rng(seed)
-    z_prior = (float(temperature) * rng.standard_normal((int(n), ae.latent_dim))).astype(np.float32)
-    z_vae = (float(temperature) * rng.standard_normal((int(n), vae.latent_dim))).astype(np.float32)
-    z_gmm = latent.gmm_sample(ae.gmm["weights"], ae.gmm["means"], ae.gmm["covariances"], int(n), rng,
-                              float(temperature))
-    sets = {"AE, z ~ N(0, I)": (ae, z_prior), "VAE, z ~ N(0, I)": (vae, z_vae),
-            "AE, z ~ GMM fitted to its training codes": (ae, z_gmm)}
+    t = float(temperature)
+    ncols = int(np.ceil(np.sqrt(n)))
+    out, sets = {"names": [v.name for v in views]}, {}
+    for i, (slot, view) in enumerate(zip(SLOTS, views)):
+        z = view.prior_samples(int(n), torch_seed(seed) + i, t)
+        prior = ({"standard": "N(0, I)", "mog": "its learned mixture of Gaussians", "vamp": "its VampPrior"}
+                 [view.model.config.prior] if view.is_vae else "N(0, I) (an AE has no prior)")
+        y = as_label(view, label) if view.conditional and label is not None else None
+        labels = (np.full(len(z), y) if y is not None else np.arange(len(z)) % view.num_classes) if view.conditional else None
+        out[slot] = tile(view.decode(z, labels), ncols)
+        sets[f"{view.title}, z ~ {prior}"] = (view, z)
+        extra = None
+        if view.gmm is not None:
+            z_gmm = latent.gmm_sample(view.gmm["weights"], view.gmm["means"], view.gmm["covariances"], int(n), rng, t)
+            sets[f"{view.title}, z ~ GMM fitted to its training codes"] = (view, z_gmm)
+            extra = tile(view.decode(z_gmm), ncols)
+        if view.conditional:  # same z, every class: rows are codes, columns classes
+            extra = tile(every_class(view, z[:6]), ncols=view.num_classes)
+        out[f"{slot}_extra"] = extra
     rows = {k: distance_report(view, z) for k, (view, z) in sets.items()}
     far = {k: float((rows[k] * view.nn_scale > view.far).mean()) for k, (view, _) in sets.items()}
     text = "| samples | mean distance to nearest atlas code | far from every data code |\n|---|---|---|\n"
@@ -109,14 +172,20 @@ def sample(b: DatasetBundle, seed, temperature: float, n: int = 36) -> dict:
     text += ("\nDistances are divided by the median nearest-neighbour distance among that model's atlas codes "
              "(1.0 = a typical gap between data codes). *Far*: farther from every atlas code than 95% of the "
              "atlas codes are from their nearest neighbour, so codes that look like data are far 5% of the time. "
-             f"Seed {int(seed)}, temperature {float(temperature):g}.")
-    ncols = int(np.ceil(np.sqrt(n)))
-    return {"ae_prior": tile(ae.decode(z_prior), ncols), "vae_prior": tile(vae.decode(z_vae), ncols),
-            "ae_gmm": tile(ae.decode(z_gmm), ncols), "text": text,
-            "distances": {k: v.tolist() for k, v in rows.items()}, "far": far}
+             f"Seed {int(seed)}, temperature {t:g}.")
+    for view in views:
+        if view.conditional:
+            y = "class " + str(as_label(view, label)) if label is not None else "classes 0, 1, … in turn"
+            text += (f"\n\n{view.title} is class-conditional: its samples use {y}; the picture below them decodes "
+                     f"the first 6 codes with every class (rows: codes; columns: class 0..{view.num_classes - 1}).")
+        if view.gmm is not None:
+            text += (f"\n\n{view.title} is an AE: the picture below its samples decodes codes drawn from a GMM "
+                     "fitted to its training codes (the fix for its missing prior).")
+    out.update(text=text, distances={k: v.tolist() for k, v in rows.items()}, far=far)
+    return out
 
 
-def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str) -> dict:
+def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str, names=None, label=None) -> dict:
     """One strip of decodes per model from A to B, and the normalized atlas distance at every step."""
     if not (2 <= int(steps) <= 20):
         raise InputError(f"steps must be 2..20, got {steps}.")
@@ -124,30 +193,37 @@ def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str) -> di
         raise InputError(f"mode must be 'linear' or 'spherical', got {mode!r}.")
     a, c = as_input(image_a), as_input(image_b)
     fn = latent.lerp if mode == "linear" else latent.slerp
-    out, dists = {}, {}
-    for view in b.require("ae-16", "vae-16"):
-        za, _ = view.encode(a[None])
-        zb, _ = view.encode(c[None])
+    views = pair(b, names)
+    out, dists = {"names": [v.name for v in views]}, {}
+    for slot, view in zip(SLOTS, views):
+        y = as_label(view, label)
+        za, _ = view.encode(a[None], y)
+        zb, _ = view.encode(c[None], y)
         z = fn(za[0], zb[0], int(steps))
-        out[view.name] = tile(view.decode(z), ncols=int(steps), factor=3)
-        dists[view.name] = distance_report(view, z)
+        out[slot] = tile(view.decode(z, y), ncols=int(steps), factor=3)
+        dists[view.title] = distance_report(view, z)
     head = "| step | " + " | ".join(str(i) for i in range(int(steps))) + " |\n"
     head += "|---" * (int(steps) + 1) + "|\n"
-    body = "".join(f"| {name.upper()} | " + " | ".join(f"{d:.2f}" for d in dists[name]) + " |\n" for name in dists)
-    peak = {k: float(v.max()) for k, v in dists.items()}
+    body = "".join(f"| {name} | " + " | ".join(f"{d:.2f}" for d in dists[name]) + " |\n" for name in dists)
+    peak = ", ".join(f"{k} {float(v.max()):.2f}" for k, v in dists.items())
     text = (head + body + f"\nDistance from each interpolated code to the nearest atlas code, divided by the model's "
-            f"median atlas nearest-neighbour distance. Largest: AE {peak['ae-16']:.2f}, VAE {peak['vae-16']:.2f}.")
-    return {"ae": out["ae-16"], "vae": out["vae-16"], "text": text,
-            "distances": {k: v.tolist() for k, v in dists.items()}}
+            f"median atlas nearest-neighbour distance. Largest: {peak}.")
+    out.update(text=text, distances={k: v.tolist() for k, v in dists.items()})
+    return out
 
 
-def slider_start(b: DatasetBundle, image=None) -> dict[str, np.ndarray]:
-    """Slider values (in each model's display order) from an encoded input, or the origin; clipped to range."""
+MAX_SLIDERS = 16  # sliders per model on the page: a model with more dimensions shows its first 16 (by KL)
+
+
+def slider_start(b: DatasetBundle, image=None, names=None, label=None) -> dict[str, np.ndarray]:
+    """Slider values (in each model's display order) from an encoded input, or the origin; clipped to range.
+    Keyed by slot ('a', 'b')."""
     out = {}
-    for view in b.require("ae-16", "vae-16"):
-        z = view.encode(as_input(image)[None])[0][0] if image is not None else np.zeros(view.latent_dim, np.float32)
+    for slot, view in zip(SLOTS, pair(b, names)):
+        y = as_label(view, label) if image is not None else None
+        z = view.encode(as_input(image)[None], y)[0][0] if image is not None else np.zeros(view.latent_dim, np.float32)
         z = np.clip(np.round(z, 2), view.ranges[:, 0], view.ranges[:, 1])  # 2 decimals: the sliders' step
-        out[view.name] = z[view.order]
+        out[slot] = z[view.order]
     return out
 
 
@@ -156,23 +232,23 @@ def slider_labels(view: ModelView) -> list[str]:
     labels = []
     for d in view.order:
         if view.kl_per_dim is None:
-            labels.append(f"{view.name.upper()} z{d}")
+            labels.append(f"{view.title} z{d}")
         else:
             tag = " · collapsed (KL ≈ 0)" if view.collapsed()[d] else ""
-            labels.append(f"{view.name.upper()} z{d} · KL {view.kl_per_dim[d]:.2f} nats{tag}")
+            labels.append(f"{view.title} z{d} · KL {view.kl_per_dim[d]:.2f} nats{tag}")
     return labels
 
 
-def decode_sliders(b: DatasetBundle, ae_values, vae_values) -> tuple[np.ndarray, np.ndarray]:
+def decode_sliders(b: DatasetBundle, a_values, b_values, names=None, label=None) -> tuple[np.ndarray, np.ndarray]:
     """Slider values (display order) -> upscaled decodes of both models; out-of-range values are refused."""
     images = []
-    for view, values in zip(b.require("ae-16", "vae-16"), (ae_values, vae_values)):
+    for view, values in zip(pair(b, names), (a_values, b_values)):
         try:
             v = np.asarray(values, np.float64)
         except (TypeError, ValueError):
-            raise InputError(f"{view.name} slider values must be numbers.") from None
+            raise InputError(f"{view.title} slider values must be numbers.") from None
         if v.shape != (view.latent_dim,) or not np.isfinite(v).all():
-            raise InputError(f"{view.name} needs {view.latent_dim} finite slider values, got {v.shape[0] if v.ndim else 0}.")
+            raise InputError(f"{view.title} needs {view.latent_dim} finite slider values, got {v.shape[0] if v.ndim else 0}.")
         z = np.empty(view.latent_dim, np.float32)
         z[view.order] = v
         lo, hi = view.ranges[:, 0], view.ranges[:, 1]
@@ -180,41 +256,44 @@ def decode_sliders(b: DatasetBundle, ae_values, vae_values) -> tuple[np.ndarray,
         bad = np.nonzero((z < lo - tol) | (z > hi + tol))[0]
         if len(bad):
             d = int(bad[0])
-            raise InputError(f"{view.name.upper()} z{d} = {z[d]:.3g} is outside its range "
+            raise InputError(f"{view.title} z{d} = {z[d]:.3g} is outside its range "
                              f"[{lo[d]:.3g}, {hi[d]:.3g}] (0.5%..99.5% quantiles of the atlas codes).")
-        images.append(upscale(view.decode(z[None])[0], SHOW))
+        images.append(upscale(view.decode(z[None], as_label(view, label))[0], SHOW))
     return images[0], images[1]
 
 
-def place(b: DatasetBundle, image) -> dict:
-    """Encode the input with both 16-D models and mark it on each model's 2-D atlas map (kNN, no UMAP)."""
+def place(b: DatasetBundle, image, names=None, label=None) -> dict:
+    """Encode the input with both models and mark it on each model's 2-D atlas map (kNN, no UMAP): the UMAP of a
+    model's codes, or for a 2-D model its latent plane itself."""
     out = {}
     img = as_input(image)
-    for view in b.require("ae-16", "vae-16"):
-        z, _ = view.encode(img[None])
-        xy = latent.knn_place(z, view.codes, view.map_xy)[0]
-        out[view.name] = view.scatter.render([(xy, "red")])
-        out[view.name + "_xy"] = xy
+    for slot, view in zip(SLOTS, pair(b, names)):
+        z, _ = view.encode(img[None], as_label(view, label))
+        xy = latent.knn_place(z, view.codes, view.map_xy)[0] if view.latent_dim > 2 else z[0]
+        out[slot] = view.scatter.render([(xy, "red")])
+        out[slot + "_xy"] = xy
     return out
 
 
-def point(b: DatasetBundle, index: int, image=None) -> dict:
-    """An atlas image (by index), its decodes by both 16-D models, and its place on both maps (black),
-    next to the current input's place (red) when one is given."""
-    views = b.require("ae-16", "vae-16")
+def point(b: DatasetBundle, index: int, image=None, names=None, label=None) -> dict:
+    """An atlas image (by index), its decodes by both models, and its place on both maps (black), next to the
+    current input's place (red) when one is given. A conditional model uses the image's own class."""
+    views = pair(b, names)
     if not (0 <= int(index) < len(b.images)):
         raise InputError(f"atlas index must be 0..{len(b.images) - 1}, got {index}.")
     i = int(index)
     img = b.images[i]
     out = {"image": upscale(img, SHOW), "index": i,
            "text": f"Atlas image {i}: **{b.class_names[int(b.labels[i])]}**"}
-    for view in views:
-        z, _ = view.encode(img[None])
-        out[view.name] = upscale(view.decode(z)[0], SHOW)
+    for slot, view in zip(SLOTS, views):
+        own = int(b.labels[i]) if view.conditional else None
+        z, _ = view.encode(img[None], own)
+        out[slot] = upscale(view.decode(z, own)[0], SHOW)
         marks = [(view.map_xy[i], "black")]
         if image is not None:
-            marks.append((latent.knn_place(view.encode(as_input(image)[None])[0], view.codes, view.map_xy)[0], "red"))
-        out[view.name + "_map"] = view.scatter.render(marks)
+            zc = view.encode(as_input(image)[None], as_label(view, label))[0]
+            marks.append((latent.knn_place(zc, view.codes, view.map_xy)[0] if view.latent_dim > 2 else zc[0], "red"))
+        out[slot + "_map"] = view.scatter.render(marks)
     return out
 
 
@@ -224,19 +303,22 @@ def click(b: DatasetBundle, model: str, col: float, row: float) -> int:
     return view.scatter.nearest_point(col, row)
 
 
-def manifold(b: DatasetBundle, n: int = 15, image=None) -> dict:
+def manifold(b: DatasetBundle, n: int = 15, image=None, names=("ae-2", "vae-2"), label=None) -> dict:
     """Decoded grid over each 2-D model's latent plane (its atlas codes' 0.5%..99.5% box), and its scatter."""
     if not (3 <= int(n) <= 30):
         raise InputError(f"grid size must be 3..30, got {n}.")
     out = {}
-    for view in b.require("ae-2", "vae-2"):
+    for slot, view in zip(SLOTS, pair(b, names)):
+        if view.latent_dim != 2:
+            raise InputError(f"{view.title} has {view.latent_dim} latent dimensions: the plane view needs 2.")
         lo, hi = view.ranges[:, 0], view.ranges[:, 1]
         z = latent.grid_codes((lo[0], hi[0]), (lo[1], hi[1]), int(n))
-        out[view.name] = tile(view.decode(z), ncols=int(n), pad=0, factor=1)
+        y = as_label(view, label)
+        out[slot] = tile(view.decode(z, None if y is None else np.full(len(z), y)), ncols=int(n), pad=0, factor=1)
         marks = []
         if image is not None:
-            marks.append((view.encode(as_input(image)[None])[0][0], "red"))
-        out[view.name + "_scatter"] = view.scatter.render(marks)
+            marks.append((view.encode(as_input(image)[None], y)[0][0], "red"))
+        out[slot + "_scatter"] = view.scatter.render(marks)
     return out
 
 

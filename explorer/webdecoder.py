@@ -55,6 +55,8 @@ def layer_spec(name: str, module: nn.Module) -> dict:
 
 def decoder_spec(model: Autoencoder) -> list[dict]:
     """The decoder as a list of layers (PyTorch layouts), then the map from parameters to E[x|z]."""
+    if model.config.conditional:
+        raise UnsupportedDecoder("a class-conditional decoder also reads the label")
     net = getattr(model.decoder, "net", None)
     if not isinstance(net, nn.Sequential):
         raise UnsupportedDecoder(f"{type(model.decoder).__name__} is not a Sequential")
@@ -83,14 +85,16 @@ def write_export(model: Autoencoder, folder: Path) -> Path:
     return write_once(Path(folder) / f"decoder-{hashlib.sha256(data).hexdigest()[:16]}.safetensors", data)
 
 
-def live_spec(bundle, folder: Path, url_for, models: dict[str, tuple[str, str]]) -> dict:
+def live_spec(bundle, folder: Path, url_for, models) -> dict:
     """What static/live_decoder.js needs for one dataset: per model, its decoder file's URL, the element ids
     of its sliders (`prefix` + k) and canvas, and which latent dimension slider k shows (`order`).
 
-    models: model name -> (slider id prefix, canvas id). A model that cannot be exported is left out
+    models: (model name, slider id prefix, canvas id) triples, or a dict name -> (prefix, canvas). A model that
+    cannot be exported (another layer, or a class-conditional decoder, which also reads a label) is left out
     (the server decodes its slider moves)."""
     out = []
-    for name, (prefix, canvas) in models.items():
+    triples = [(n, *ids) for n, ids in models.items()] if isinstance(models, dict) else models
+    for name, prefix, canvas in triples:
         view = bundle.models.get(name)
         if view is None:
             continue

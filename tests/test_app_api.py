@@ -44,8 +44,8 @@ def test_startup_and_endpoints(app, client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     expected = {"/init", "/set_dataset", "/gallery_select", "/pick_test", "/random_test", "/use_upload", "/use_drawing",
                 "/reconstruct", "/sample", "/set_a", "/set_b", "/random_b", "/interpolate", "/sliders_from_input",
-                "/slide", "/noop", "/place_on_map", "/show_point", "/click_ae_16", "/click_vae_16", "/click_ae_2",
-                "/click_vae_2", "/manifold"}
+                "/slide", "/noop", "/place_on_map", "/show_point", "/click_a", "/click_b", "/click_ae_2",
+                "/click_vae_2", "/manifold", "/set_pair", "/class_of"}
     assert expected <= names, expected - names
     assert unexpected_tracebacks(app.log()) == []
 
@@ -61,15 +61,17 @@ def test_pick_and_random_test_image(client, atlas):
 
 
 def test_reconstruct(client, digit):
-    ae, vae, samples, text = client.predict("mnist", handle_file(digit), 0, api_name="/reconstruct")
+    """The default pair (Model A = AE-16, Model B = VAE-16) when the pickers are left out."""
+    ae, vae, ae_samples, samples, text = client.predict("mnist", handle_file(digit), 0, api_name="/reconstruct")
     ae, vae, samples = read(ae), read(vae), read(samples)
     assert ae.shape == vae.shape == (112, 112) and ae.dtype == np.uint8
     assert ae.max() > 100 and ae.min() < 50  # a light object on black
     assert not np.array_equal(ae, vae)
+    assert ae_samples is None  # an AE has no posterior to sample
     assert samples.shape[1] > 5 * samples.shape[0] / 2  # a strip of posterior draws
-    assert "AE reconstruction" in text and "MSE" in text
+    assert "AE-16" in text and "VAE-16" in text and "MSE" in text
     again = client.predict("mnist", handle_file(digit), 1, api_name="/reconstruct")
-    assert not np.array_equal(samples, read(again[2]))  # another seed, other posterior draws
+    assert not np.array_equal(samples, read(again[3]))  # another seed, other posterior draws
     np.testing.assert_array_equal(ae, read(again[0]))  # the AE is deterministic
 
 
@@ -81,7 +83,8 @@ def test_sample_is_seeded_and_shows_the_gap(client):
         assert np.array_equal(read(a[i]), read(b[i]))
         assert not np.array_equal(read(a[i]), read(c[i]))
     assert not np.array_equal(read(a[0]), read(a[2]))  # N(0, I) vs GMM for the AE
-    assert "GMM" in a[3] and "nearest atlas code" in a[3]
+    assert a[3] is None  # a VAE with the standard prior has no extra picture
+    assert "GMM" in a[4] and "nearest atlas code" in a[4]
     with pytest.raises(AppError, match="maximum value 3"):
         client.predict("mnist", 3, 50.0, api_name="/sample")
 
@@ -158,11 +161,72 @@ def test_manifold(client, digit):
     assert read(sc_ae).shape == (360, 360, 3)
 
 
+# ---- any two models (the pickers) ------------------------------------------------------------------------
+VAMP_CVAE = ("vae-16-vamp", "cvae-16")
+
+
+def test_every_tab_with_non_default_pickers(client, digit, atlas, tmp_path):
+    """VampPrior VAE (Model A) against the class-conditional VAE (Model B) on every comparing tab."""
+    label = int(atlas["labels"][7])  # the digit's own class, given to the CVAE
+    default = client.predict("mnist", handle_file(digit), 0, api_name="/reconstruct")
+    rec = client.predict("mnist", handle_file(digit), 0, *VAMP_CVAE, label, api_name="/reconstruct")
+    assert "VampPrior VAE-16" in rec[4] and "CVAE-16" in rec[4] and f"class {label}" in rec[4]
+    assert not np.array_equal(read(rec[0]), read(default[0]))  # Model A is no longer the AE
+    every = read(rec[3])  # the CVAE: its code decoded with every class, in one row
+    assert every.shape[1] > 10 * every.shape[0] / 2
+    wrong = client.predict("mnist", handle_file(digit), 0, *VAMP_CVAE, (label + 1) % 10, api_name="/reconstruct")
+    assert not np.array_equal(read(wrong[1]), read(rec[1]))  # reconstructed with a wrong label: another picture
+    np.testing.assert_array_equal(read(wrong[0]), read(rec[0]))  # the VampPrior VAE ignores the label
+
+    smp = client.predict("mnist", 3, 1.0, *VAMP_CVAE, 4, api_name="/sample")
+    assert smp[2] is None and read(smp[3]).shape[1] > read(smp[3]).shape[0]  # same z, every class (6 x 10 grid)
+    assert "VampPrior" in smp[4] and "class 4" in smp[4]
+    other = tmp_path / "other.png"
+    Image.fromarray(atlas["images"][11]).save(other)
+    a, b, text = client.predict("mnist", handle_file(digit), handle_file(str(other)), 5, "linear", *VAMP_CVAE, label,
+                                api_name="/interpolate")
+    assert "VampPrior VAE-16" in text and "CVAE-16" in text and read(a).shape == read(b).shape
+    out = client.predict("mnist", handle_file(digit), "encoded input", *VAMP_CVAE, label,
+                         api_name="/sliders_from_input")
+    assert "VampPrior" in out[0]["label"] and "CVAE" in out[N]["label"]
+    values = slider_values(out)
+    a_img, b_img = client.predict("mnist", *values, *VAMP_CVAE, label, api_name="/slide")
+    np.testing.assert_array_equal(read(b_img), read(out[-1]))
+    maps = client.predict("mnist", handle_file(digit), *VAMP_CVAE, label, api_name="/place_on_map")
+    assert read(maps[0]).shape == read(maps[1]).shape == (360, 360, 3)
+    pt = client.predict("mnist", 12, handle_file(digit), *VAMP_CVAE, label, api_name="/show_point")
+    assert read(pt[1]).shape == (112, 112)
+    described = client.predict("mnist", *VAMP_CVAE, api_name="/set_pair")
+    assert "VampPrior VAE-16" in described[0] and "class-conditional" in described[0]
+    assert described[1] in ({}, None) or not described[1].get("models")  # a CVAE is decoded by the server
+
+
+def test_pickers_of_different_latent_sizes_and_bad_names(client, digit):
+    out = client.predict("mnist", handle_file(digit), "encoded input", "vae-2", "vae-16-iaf", 0,
+                         api_name="/sliders_from_input")
+    shown_a = [o for o in out[:N] if isinstance(o, dict) and o.get("visible") is not False]
+    assert len(shown_a) == 2  # the 2-D model: two sliders; the IAF VAE-16: sixteen
+    assert all(o.get("visible") is not False for o in out[N:2 * N] if isinstance(o, dict))
+    values = slider_values(out)
+    a_img, b_img = client.predict("mnist", *values, "vae-2", "vae-16-iaf", 0, api_name="/slide")
+    assert read(a_img).shape == read(b_img).shape == (112, 112)
+    with pytest.raises(AppError, match="vae-99 is not in the list of choices"):
+        client.predict("mnist", handle_file(digit), 0, "ae-16", "vae-99", 0, api_name="/reconstruct")
+    with pytest.raises(AppError, match="Fashion-MNIST has no model 'vae-16-iaf'"):  # an MNIST-only model
+        client.predict("fashion-mnist", handle_file(digit), 0, "ae-16", "vae-16-iaf", 0, api_name="/reconstruct")
+    with pytest.raises(AppError, match="42 is not in the list of choices"):  # classes 0..9
+        client.predict("mnist", handle_file(digit), 0, "cvae-16", "vae-16", 42, api_name="/reconstruct")
+
+
 def test_set_dataset_switches_everything(client):
     mnist = client.predict("mnist", api_name="/set_dataset")
     fashion = client.predict("fashion-mnist", api_name="/set_dataset")
     assert not np.array_equal(read(mnist[1]), read(fashion[1]))  # the current input changes dataset
     assert "Trouser" in fashion[4] and "Trouser" not in mnist[4]  # the map legend
+    assert (mnist[7]["value"], mnist[8]["value"]) == ("ae-16", "vae-16")  # the pickers: the default pair
+    mnist_models = {c[1] for c in mnist[7]["choices"]}
+    assert {"vae-16-vamp", "vae-16-iaf", "cvae-16"} <= mnist_models  # every model folder, from the catalog
+    assert "vae-16-iaf" not in {c[1] for c in fashion[7]["choices"]}
     f_img = client.predict("fashion-mnist", 0, api_name="/pick_test")
     rec = client.predict("fashion-mnist", handle_file(f_img), 0, api_name="/reconstruct")
     assert read(rec[0]).shape == (112, 112)
@@ -288,7 +352,7 @@ def test_app_starts_with_missing_checkpoints_and_says_what_to_run(tmp_path):
         assert "ae-2" in config and "fashion-mnist" in config.lower()
         c = Client(partial.url, verbose=False)
         digit = handle_file(c.predict("mnist", 3, api_name="/pick_test"))
-        ae, vae, _, _ = c.predict("mnist", digit, 0, api_name="/reconstruct")
+        ae, vae, _, _, _ = c.predict("mnist", digit, 0, api_name="/reconstruct")
         assert read(ae).shape == (112, 112)  # what is there still works
         with pytest.raises(AppError, match="make checkpoints"):
             c.predict("mnist", 10, digit, api_name="/manifold")  # needs the missing 2-D models
@@ -297,3 +361,46 @@ def test_app_starts_with_missing_checkpoints_and_says_what_to_run(tmp_path):
         assert unexpected_tracebacks(partial.log()) == []
     finally:
         partial.stop()
+
+
+def test_a_new_model_folder_appears_in_the_pickers(tmp_path):
+    """Drop a model folder (config.json + model.safetensors, with a title) and its atlas codes into a dataset: the
+    app lists it in both pickers and compares it on the tabs, with no code change."""
+    import json
+    import shutil
+
+    from gradio_client import Client
+
+    from tests.conftest import RunningApp
+    from explorer.catalog import find_models
+
+    src = checkpoint_root() / "mnist"
+    dst = tmp_path / "mnist"
+    dst.mkdir()
+    for name in find_models(src) + ["classifier"]:
+        (dst / name).symlink_to(src / name)
+    extra = dst / "vae-16-extra"
+    extra.mkdir()
+    shutil.copy(src / "vae-16" / "model.safetensors", extra)
+    config = json.loads((src / "vae-16" / "config.json").read_text())
+    (extra / "config.json").write_text(json.dumps({**config, "title": "Extra VAE (test)",
+                                                   "description": "A copy of the VAE-16 that a test dropped in."}))
+    with np.load(src / "atlas.npz") as f:
+        atlas = {k: f[k] for k in f.files}
+    for key in ("mean", "std", "umap"):  # the same weights: the same atlas codes
+        atlas[f"vae-16-extra__{key}"] = atlas[f"vae-16__{key}"]
+    np.savez_compressed(dst / "atlas.npz", **atlas)
+    (tmp_path / "fashion-mnist").symlink_to(checkpoint_root() / "fashion-mnist")
+    extra_app = RunningApp({"LATENT_EXPLORER_CHECKPOINTS": str(tmp_path)}, name="extra-model")
+    try:
+        c = Client(extra_app.url, verbose=False)
+        out = c.predict("mnist", api_name="/set_dataset")
+        for picker in (out[7], out[8]):
+            assert ["Extra VAE (test) · vae-16-extra", "vae-16-extra"] in [list(x) for x in picker["choices"]]
+        digit = handle_file(c.predict("mnist", 3, api_name="/pick_test"))
+        a, b, _, _, text = c.predict("mnist", digit, 0, "vae-16-extra", "vae-16", 0, api_name="/reconstruct")
+        np.testing.assert_array_equal(read(a), read(b))  # the same weights
+        assert "Extra VAE (test)" in text
+        assert "A copy of the VAE-16" in c.predict("mnist", "vae-16-extra", "vae-16", api_name="/set_pair")[0]
+    finally:
+        extra_app.stop()

@@ -34,7 +34,7 @@ def page(app):
         pg.set_default_timeout(TIMEOUT_MS)
         pg.goto(app.url)
         wait_src(pg, "#current")
-        wait_src(pg, "#rec-vae")
+        wait_src(pg, "#rec-b")
         yield pg
         browser.close()
 
@@ -76,39 +76,39 @@ def shot(pg, name: str) -> None:
 
 def test_pick_test_image_and_reconstruct(page):
     open_tab(page, "Reconstruct")
-    before_cur, before_rec = pixels(page, "#current"), pixels(page, "#rec-ae")
-    old = src(page, "#rec-ae")
+    before_cur, before_rec = pixels(page, "#current"), pixels(page, "#rec-a")
+    old = src(page, "#rec-a")
     page.locator("#gallery button").nth(25).click()  # a '6' (class-major gallery, 4 per class)
-    wait_src(page, "#rec-ae", old)
+    wait_src(page, "#rec-a", old)
     assert differs(before_cur, pixels(page, "#current"))
-    assert differs(before_rec, pixels(page, "#rec-ae"))
-    assert differs(pixels(page, "#rec-ae"), pixels(page, "#rec-vae"))
+    assert differs(before_rec, pixels(page, "#rec-a"))
+    assert differs(pixels(page, "#rec-a"), pixels(page, "#rec-b"))
     shot(page, "tab-reconstruct")
 
 
 def test_random_and_sample_tab(page):
-    old = src(page, "#rec-vae")
+    old = src(page, "#rec-b")
     page.locator("#random-btn").click()
-    wait_src(page, "#rec-vae", old)
+    wait_src(page, "#rec-b", old)
     open_tab(page, "Sample")
-    wait_src(page, "#smp-gmm")
-    before = pixels(page, "#smp-ae")
-    old = src(page, "#smp-ae")
+    wait_src(page, "#smp-a-extra")
+    before = pixels(page, "#smp-a")
+    old = src(page, "#smp-a")
     page.get_by_label("Seed", exact=True).fill("7")
     page.locator("#sample-btn").click()
-    wait_src(page, "#smp-ae", old)
-    assert differs(before, pixels(page, "#smp-ae"))
+    wait_src(page, "#smp-a", old)
+    assert differs(before, pixels(page, "#smp-a"))
     assert "GMM" in page.locator("#smp-text").inner_text()
     shot(page, "tab-sample")
 
 
 def test_interpolate_tab(page):
     open_tab(page, "Interpolate")
-    wait_src(page, "#int-ae")
-    before, old = pixels(page, "#int-ae"), src(page, "#int-ae")
+    wait_src(page, "#int-a")
+    before, old = pixels(page, "#int-a"), src(page, "#int-a")
     page.locator("#rand-b").click()
-    wait_src(page, "#int-ae", old)
-    assert differs(before, pixels(page, "#int-ae"))
+    wait_src(page, "#int-a", old)
+    assert differs(before, pixels(page, "#int-a"))
     assert "AE-16" in page.locator("#int-text").inner_text()
     shot(page, "tab-interpolate")
 
@@ -126,12 +126,12 @@ def test_move_a_slider_with_the_keyboard(page, client):
     are the server's decode of the same slider values (its /slide endpoint) to within one grey level."""
     open_tab(page, "Latent sliders")
     page.wait_for_function("() => document.body.classList.contains('live-decoding') && window.latentLive.frames > 0")
-    assert page.locator("#live-vae").is_visible() and not page.locator("#sl-vae").is_visible()
+    assert page.locator("#live-b").is_visible() and not page.locator("#sl-b").is_visible()
     time.sleep(0.5)
-    canvas = page.locator("#live-vae")
-    before_screen, before = screen_pixels(canvas), canvas_gray(page, "#live-vae")
+    canvas = page.locator("#live-b")
+    before_screen, before = screen_pixels(canvas), canvas_gray(page, "#live-b")
     frames = page.evaluate("() => window.latentLive.frames")
-    rng = page.locator("#vae-s0 input[type=range]")
+    rng = page.locator("#b-s0 input[type=range]")
     lo, hi, value = float(rng.get_attribute("min")), float(rng.get_attribute("max")), float(rng.input_value())
     key = "ArrowRight" if hi - value > value - lo else "ArrowLeft"  # towards the farther end
     rng.focus()
@@ -140,13 +140,13 @@ def test_move_a_slider_with_the_keyboard(page, client):
     page.wait_for_function("n => window.latentLive.frames > n", arg=frames)
     time.sleep(0.5)  # the last key's frame
     assert differs(before_screen, screen_pixels(canvas))
-    after = canvas_gray(page, "#live-vae")
+    after = canvas_gray(page, "#live-b")
     assert after.shape == (28, 28) and np.abs(after.astype(int) - before).max() > 30
 
-    values = page.evaluate("""() => ['ae-s', 'vae-s'].flatMap(p => [...Array(16).keys()].map(k =>
+    values = page.evaluate("""() => ['a-s', 'b-s'].flatMap(p => [...Array(16).keys()].map(k =>
         parseFloat(document.querySelector(`#${p}${k} input[type=range]`).value)))""")
     ae_path, vae_path = client.predict("mnist", *values, api_name="/slide")
-    for path, elem in ((ae_path, "#live-ae"), (vae_path, "#live-vae")):
+    for path, elem in ((ae_path, "#live-a"), (vae_path, "#live-b")):
         server = np.asarray(Image.open(path))[::4, ::4].astype(int)  # the server upscales 28x28 by 4
         assert np.abs(server - canvas_gray(page, elem)).max() <= 1, elem
     shot(page, "tab-sliders")
@@ -155,7 +155,7 @@ def test_move_a_slider_with_the_keyboard(page, client):
     page.locator("#reset-btn").click()  # the server sets the sliders back to the encoded input; the page redraws
     page.wait_for_function("n => window.latentLive.frames > n", arg=frames)
     time.sleep(0.5)
-    assert np.abs(canvas_gray(page, "#live-vae").astype(int) - before).max() <= 1
+    assert np.abs(canvas_gray(page, "#live-b").astype(int) - before).max() <= 1
 
 
 def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
@@ -168,17 +168,17 @@ def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
         pg.goto(app.url)
         wait_src(pg, "#current")
         open_tab(pg, "Latent sliders")
-        wait_src(pg, "#sl-vae")
+        wait_src(pg, "#sl-b")
         time.sleep(1.0)
         assert pg.evaluate("() => !document.body.classList.contains('live-decoding') && !!window.latentLive.error")
-        assert pg.locator("#sl-vae").is_visible() and not pg.locator("#live-vae").is_visible()
-        before, old = pixels(pg, "#sl-vae"), src(pg, "#sl-vae")
-        rng = pg.locator("#vae-s0 input[type=range]")
+        assert pg.locator("#sl-b").is_visible() and not pg.locator("#live-b").is_visible()
+        before, old = pixels(pg, "#sl-b"), src(pg, "#sl-b")
+        rng = pg.locator("#b-s0 input[type=range]")
         rng.scroll_into_view_if_needed()
         box = rng.bounding_box()
         pg.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # a click = a move + release
-        wait_src(pg, "#sl-vae", old)
-        assert differs(before, pixels(pg, "#sl-vae"))
+        wait_src(pg, "#sl-b", old)
+        assert differs(before, pixels(pg, "#sl-b"))
     finally:
         context.close()
 
@@ -190,18 +190,18 @@ def screen_pixels(loc) -> np.ndarray:
 
 def test_click_on_the_map(page):
     open_tab(page, "Latent map")
-    wait_src(page, "#map-ae")
+    wait_src(page, "#map-a")
     wait_src(page, "#mf-vae")
-    img = page.locator("#map-ae img").first
+    img = page.locator("#map-a img").first
     box = img.bounding_box()
     old = src(page, "#pt-img")
     img.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
     wait_src(page, "#pt-img", old)
-    first = pixels(page, "#pt-ae")
+    first = pixels(page, "#pt-a")
     old = src(page, "#pt-img")
     img.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.65})
     wait_src(page, "#pt-img", old)
-    assert differs(first, pixels(page, "#pt-ae"))
+    assert differs(first, pixels(page, "#pt-a"))
     shot(page, "tab-map")
 
 
@@ -370,17 +370,55 @@ def test_scorecard_tab(page):
 
 def test_switch_dataset(page):
     open_tab(page, "Latent map")
-    wait_src(page, "#map-vae")
-    before_cur, before_map = pixels(page, "#current"), pixels(page, "#map-vae")
-    old_cur, old_map = src(page, "#current"), src(page, "#map-vae")
+    wait_src(page, "#map-b")
+    before_cur, before_map = pixels(page, "#current"), pixels(page, "#map-b")
+    old_cur, old_map = src(page, "#current"), src(page, "#map-b")
     page.get_by_role("radio", name="Fashion-MNIST", exact=True).check()
     wait_src(page, "#current", old_cur)
-    wait_src(page, "#map-vae", old_map)
+    wait_src(page, "#map-b", old_map)
     time.sleep(1.0)
     assert differs(before_cur, pixels(page, "#current"))
-    assert differs(before_map, pixels(page, "#map-vae"))
+    assert differs(before_map, pixels(page, "#map-b"))
     assert "Trouser" in page.locator("#legend").inner_text()
     page.wait_for_function("() => window.latentLive.spec && window.latentLive.spec.dataset === 'fashion-mnist'")
     shot(page, "fashion-map")
     open_tab(page, "Reconstruct")
     shot(page, "fashion-reconstruct")
+
+
+def choose(pg, picker: str, label: str) -> None:
+    """Pick an option of a Gradio dropdown by its label."""
+    pg.locator(f"{picker} input").click()
+    pg.get_by_role("option", name=label, exact=True).click()
+    time.sleep(0.3)
+
+
+def test_pickers_switch_the_pair_on_every_tab(page):
+    """Model A -> VampPrior VAE-16, Model B -> CVAE-16: the pictures change, the CVAE's every-class strip and the
+    pair's description appear; back to the default pair afterwards (the tests above assume it)."""
+    open_tab(page, "Reconstruct")
+    before_a, before_b = pixels(page, "#rec-a"), pixels(page, "#rec-b")
+    old_a = src(page, "#rec-a")
+    choose(page, "#model-a", "VampPrior VAE-16 · vae-16-vamp")
+    wait_src(page, "#rec-a", old_a)
+    assert differs(before_a, pixels(page, "#rec-a"))
+    assert page.locator("#rec-a-samples img").count()  # a VAE's posterior draws (the AE had none)
+    old_b = src(page, "#rec-b")
+    choose(page, "#model-b", "CVAE-16 · cvae-16")
+    wait_src(page, "#rec-b", old_b)
+    assert differs(before_b, pixels(page, "#rec-b"))
+    assert "VampPrior VAE-16" in page.locator("#pair-text").inner_text()
+    assert "CVAE-16" in page.locator("#rec-text").inner_text()
+    shot(page, "pickers-reconstruct")
+    open_tab(page, "Sample")
+    wait_src(page, "#smp-b-extra")  # the CVAE: the same codes with every class
+    assert "class-conditional" in page.locator("#smp-text").inner_text()
+    open_tab(page, "Latent sliders")
+    assert "CVAE" in page.locator("#b-s0").inner_text()
+    shot(page, "pickers-sliders")
+    old = src(page, "#rec-a")
+    choose(page, "#model-a", "AE-16")
+    choose(page, "#model-b", "VAE-16")
+    open_tab(page, "Reconstruct")
+    wait_src(page, "#rec-a", old)
+    assert "VampPrior" not in page.locator("#pair-text").inner_text()

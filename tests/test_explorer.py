@@ -243,7 +243,7 @@ def bundles():
 def test_shipped_bundle_loads_everything(bundles, key):
     b = bundles[key]
     assert b.problems == [], b.problems
-    assert set(b.models) == set(APP_MODELS) == set(find_models(checkpoint_root() / key))
+    assert set(APP_MODELS) <= set(b.models) == set(find_models(checkpoint_root() / key))
     vae = b.models["vae-16"]
     assert (np.diff(vae.kl_per_dim[vae.order]) <= 0).all()  # sliders ordered by KL, largest first
     for view in b.models.values():
@@ -254,25 +254,74 @@ def test_shipped_bundle_loads_everything(bundles, key):
 def test_shipped_service_calls(bundles):
     b = bundles["mnist"]
     img = b.images[0]
-    r = service.reconstruct(b, img, seed=0)
-    assert r["ae"].shape == r["vae"].shape == (112, 112)
-    assert not np.array_equal(r["ae"], r["vae"])
+    r = service.reconstruct(b, img, seed=0)  # the default pair: AE-16 (Model A), VAE-16 (Model B)
+    assert r["names"] == ["ae-16", "vae-16"]
+    assert r["a"].shape == r["b"].shape == (112, 112)
+    assert not np.array_equal(r["a"], r["b"])
+    assert r["a_samples"] is None and r["b_samples"] is not None  # only a VAE has a posterior to sample
     s1, s2 = service.sample(b, 1, 1.0), service.sample(b, 1, 1.0)
-    assert np.array_equal(s1["ae_prior"], s2["ae_prior"]) and np.array_equal(s1["ae_gmm"], s2["ae_gmm"])
+    assert np.array_equal(s1["a"], s2["a"]) and np.array_equal(s1["a_extra"], s2["a_extra"])
     d = {k: np.mean(v) for k, v in s1["distances"].items()}
     # The AE's codes are not N(0, I): prior draws land farther from the data than draws from its fitted GMM.
-    assert d["AE, z ~ N(0, I)"] > d["AE, z ~ GMM fitted to its training codes"]
-    assert s1["far"]["AE, z ~ N(0, I)"] > s1["far"]["AE, z ~ GMM fitted to its training codes"]
+    assert d["AE-16, z ~ N(0, I) (an AE has no prior)"] > d["AE-16, z ~ GMM fitted to its training codes"]
+    assert s1["far"]["AE-16, z ~ N(0, I) (an AE has no prior)"] > s1["far"]["AE-16, z ~ GMM fitted to its training codes"]
     i = service.interpolate(b, b.images[0], b.images[1], 6, "spherical")
     for dist in i["distances"].values():
         assert dist[0] < 1e-3 and dist[-1] < 1e-3  # endpoints are atlas codes themselves
     p = service.place(b, b.images[42])
-    for name in ("ae-16", "vae-16"):
+    for slot, name in zip("ab", ("ae-16", "vae-16")):
         view = b.models[name]
-        np.testing.assert_allclose(p[name + "_xy"], view.map_xy[42], atol=1e-2 * np.ptp(view.map_xy))
+        np.testing.assert_allclose(p[slot + "_xy"], view.map_xy[42], atol=1e-2 * np.ptp(view.map_xy))
     start = service.slider_start(b, img)
     with pytest.raises(InputError, match="outside its range"):
-        service.decode_sliders(b, start["ae-16"] + 1e6, start["vae-16"])
+        service.decode_sliders(b, start["a"] + 1e6, start["b"])
+    with pytest.raises(InputError, match="no model 'vae-99'"):
+        service.reconstruct(b, img, names=("ae-16", "vae-99"))
+
+
+PAIRS = [("vae-16-vamp", "cvae-16"), ("vae-16-iaf", "vae-16-mog"), ("vae-16-beta4", "vae-2"), ("cvae-16", "ae-2")]
+
+
+@pytest.mark.parametrize("names", PAIRS, ids=["-vs-".join(p) for p in PAIRS])
+def test_any_pair_on_every_comparing_tab(bundles, names):
+    """Any two models of a dataset, of different kinds and latent sizes, through every comparing tab."""
+    b = bundles["mnist"]
+    img, label = b.images[3], int(b.labels[3])
+    views = service.pair(b, names)
+    r = service.reconstruct(b, img, seed=1, names=names, label=label)
+    assert r["names"] == list(names) and r["a"].shape == r["b"].shape == (112, 112)
+    for slot, view in zip("ab", views):
+        if view.conditional:  # the same code with every class: one row of K pictures (3x upscaled, 2 px padding)
+            assert r[f"{slot}_samples"].shape[1] > view.num_classes * 28 * 3
+            assert view.title in r["text"] and f"class {label}" in r["text"]
+    s = service.sample(b, 2, 1.0, n=16, names=names, label=label)
+    assert s["a"].shape[:2] == s["b"].shape[:2]
+    i = service.interpolate(b, b.images[0], b.images[1], 5, "linear", names=names, label=label)
+    assert {v.title for v in views} <= set(i["distances"])
+    start = service.slider_start(b, img, names, label)
+    assert [len(start[k]) for k in "ab"] == [v.latent_dim for v in views]
+    shown = service.decode_sliders(b, start["a"], start["b"], names, label)
+    assert all(x.shape == (112, 112) for x in shown)
+    p = service.point(b, 7, img, names, label)
+    assert p["a"].shape == (112, 112) and p["a_map"].ndim == 3
+    m = service.place(b, img, names, label)
+    assert len(m["a_xy"]) == len(m["b_xy"]) == 2
+
+
+def test_conditional_model_needs_its_class_and_follows_it(bundles):
+    b = bundles["mnist"]
+    cvae = b.models["cvae-16"]
+    img = b.images[0]
+    with pytest.raises(InputError, match="class-conditional"):
+        service.reconstruct(b, img, names=("cvae-16", "vae-16"))
+    r3 = service.reconstruct(b, img, names=("cvae-16", "vae-16"), label=3)
+    r8 = service.reconstruct(b, img, names=("cvae-16", "vae-16"), label=8)
+    assert not np.array_equal(r3["a"], r8["a"]) and np.array_equal(r3["b"], r8["b"])  # only the CVAE reads it
+    # Sampling a chosen class: the classifier-free check is that the decodes differ by class for the same codes.
+    s3 = service.sample(b, 0, 1.0, n=9, names=("cvae-16", "vae-16"), label=3)
+    s8 = service.sample(b, 0, 1.0, n=9, names=("cvae-16", "vae-16"), label=8)
+    assert not np.array_equal(s3["a"], s8["a"])
+    assert cvae.conditional and not b.models["vae-16"].conditional
 
 
 def test_app_import_does_not_import_umap_or_torch_and_loading_does_not_import_umap():
@@ -283,7 +332,7 @@ def test_app_import_does_not_import_umap_or_torch_and_loading_does_not_import_um
             "print(type(app.demo).__name__, sorted(b), sorted(b['mnist'].models))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "Blocks ['fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'vae-16', 'vae-2']" in out.stdout
+    assert "Blocks ['fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'cvae-16', 'vae-16', 'vae-16-beta4'" in out.stdout
 
 
 def test_zerogpu_path_with_a_stand_in_spaces_module(tmp_path):
@@ -303,3 +352,30 @@ def test_zerogpu_path_with_a_stand_in_spaces_module(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     wrapped = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
     assert {"reconstruct", "sample", "interpolate", "slide", "place_on_map", "manifold"} <= wrapped
+
+
+# The share of a CVAE's samples of class c that the classifier calls c, averaged over classes (chance: 0.1). Measured
+# (200 codes per class, T = 1): MNIST 0.97; Fashion-MNIST 0.41 -- its 6-epoch CVAE keeps much of the class in z and
+# its decoder follows the label only partly (issue 10's note).
+CLASS_FOLLOWING = {"mnist": 0.9, "fashion-mnist": 0.3}
+
+
+@pytest.mark.parametrize("key", ["mnist", "fashion-mnist"])
+def test_shipped_cvae_samples_the_chosen_class(bundles, key):
+    """A CVAE's prior samples decoded with class c are called c by the scorecard's classifier (an independent
+    judge trained on real images): the label, not only z, decides the class."""
+    import torch
+
+    from models.classifier import Classifier
+
+    b = bundles[key]
+    cvae = b.models["cvae-16"]
+    judge = Classifier.from_pretrained(checkpoint_root() / key / "classifier")
+    z = cvae.prior_samples(40, seed=0)
+    hits = []
+    for c in range(10):
+        images = torch.as_tensor(cvae.decode(z, np.full(len(z), c)))[:, None]
+        with torch.inference_mode():
+            hits.append((judge(images).argmax(1) == c).float().mean().item())
+    assert np.mean(hits) > CLASS_FOLLOWING[key], hits  # chance is 0.1
+    assert min(hits) > 0.1, hits  # every class above chance

@@ -1,7 +1,8 @@
-"""The shipped checkpoints: all 8 present, loadable, small, with provenance, and metrics that reproduce.
+"""The shipped checkpoints: all present, loadable, small, with provenance, and metrics that reproduce.
 
 Checks checkpoints/ of the repo, or the folder named by LATENT_EXPLORER_CHECKPOINTS. An empty or
-partial folder fails loudly: the expected 8 models are listed here, not discovered.
+partial folder fails loudly: the expected models are listed here, not discovered; every model that is
+found (explorer.catalog.find_models) gets the same checks.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 ROOT = Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO / "checkpoints"))
 DATASETS = ("mnist", "fashion-mnist")
 MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")
-EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS]
+VARIANTS = ["mnist/vae-16-beta4", "mnist/vae-16-vamp", "mnist/vae-16-mog", "mnist/vae-16-iaf", "mnist/cvae-16",
+            "fashion-mnist/vae-16-vamp", "fashion-mnist/cvae-16"]  # issue 10: training/checkpoints.sh VARIANTS
+EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS] + VARIANTS
 MAX_BYTES = 10 * 2**20  # every shipped file (resume state is not shipped: .gitignore)
 NOT_SHIPPED = {"resume.safetensors"}
 EVAL_KEYS = {"recon_per_image", "mse_per_pixel", "neg_elbo", "n_images", "likelihood", "binarized"}
@@ -26,7 +29,9 @@ VAE_EVAL_KEYS = {"is_nll", "is_k", "kl_per_dim", "active_units"}  # importance s
 
 
 def discovered() -> list[str]:
-    return sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("*/*/config.json"))
+    from explorer.catalog import find_models
+
+    return sorted(f"{d.name}/{m}" for d in ROOT.iterdir() if d.is_dir() for m in find_models(d))
 
 
 def test_every_expected_checkpoint_is_there():
@@ -36,17 +41,26 @@ def test_every_expected_checkpoint_is_there():
     assert not missing, f"{ROOT} lacks {missing} (found {found}): run `make checkpoints`"
 
 
-@pytest.fixture(params=EXPECTED)
+@pytest.fixture(params=sorted(set(EXPECTED) | (set(discovered()) if ROOT.is_dir() else set())))
 def name(request) -> str:
     return request.param
 
 
 def test_loads_and_matches_its_name(name):
+    """Names read <kind>-<latent dim>[-<variant>]: ae (deterministic), vae, cvae (class-conditional)."""
     model = Autoencoder.from_pretrained(ROOT / name)
-    bottleneck, latent_dim = name.split("/")[1].split("-")
-    assert model.config.bottleneck == bottleneck
+    match = re.fullmatch(r"(c?v?ae)-(\d+)(-[a-z0-9]+)?", name.split("/")[1])
+    assert match, name
+    kind, latent_dim, variant = match.groups()
+    assert model.config.bottleneck == ("ae" if kind == "ae" else "vae")
+    assert model.config.conditional == (kind == "cvae")
     assert model.config.latent_dim == int(latent_dim)
     assert model.config.likelihood == "bernoulli"  # both datasets: Bernoulli decoder (team notes)
+    expected = {None: {}, "-beta4": {}, "-vamp": {"prior": "vamp"}, "-mog": {"prior": "mog"}, "-iaf": {"flow": "iaf"}}
+    for field, value in expected[variant].items():
+        assert getattr(model.config, field) == value, (name, field)
+    if variant == "-beta4":
+        assert json.loads((ROOT / name / "metrics.json").read_text())["train_config"]["beta"] == 4
 
 
 def test_files_are_small(name):
@@ -75,7 +89,10 @@ def test_metrics_have_provenance(name):
         assert metrics["versions"][package], package
     assert metrics["train_seconds"] > 0
     history = metrics["history"]
-    assert [h["epoch"] for h in history] == list(range(1, train_cfg["epochs"] + 1))
+    # A run stopped before its last epoch says so (and how far it got): its history is the epochs it ran.
+    epochs = len(history) if "stopped_early" in metrics else train_cfg["epochs"]
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+    assert epochs <= train_cfg["epochs"]
     for h in history:
         for key in ("train_loss", "train_recon", "train_kl", "val_loss", "lr", "step"):
             assert key in h, key
@@ -106,9 +123,10 @@ def test_atlas_codes_come_from_this_model(name):
     atlas, model = _atlas(name), Autoencoder.from_pretrained(ROOT / name)
     model_name = name.split("/")[1]
     images = torch.from_numpy(atlas["images"][:64])
+    labels = torch.from_numpy(atlas["labels"][:64]) if model.config.conditional else None  # a CVAE: the true class
     assert atlas["images"].dtype.name == "uint8" and atlas["images"].shape[1:] == (28, 28)
     with torch.inference_mode():
-        posterior = model.encode(to_float(images))
+        posterior = model.encode(to_float(images), labels)
     torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__mean"][:64]), posterior.mean,
                                rtol=1e-4, atol=1e-4)
     if model.config.is_variational:
@@ -138,9 +156,11 @@ def test_atlas_check_reproduces(name):
     model = Autoencoder.from_pretrained(folder)
     _, binarize = evaluate.checkpoint_dataset(folder, metrics)
     assert shipped["binarized"] == binarize
-    images = torch.from_numpy(_atlas(name)["images"][: shipped["n_images"]])
+    atlas = _atlas(name)
+    images = torch.from_numpy(atlas["images"][: shipped["n_images"]])
+    labels = torch.from_numpy(atlas["labels"][: shipped["n_images"]])
     assert len(images) == shipped["n_images"]
-    recomputed = evaluate.evaluate_images(model, images, binarize=binarize, k=1, seed=shipped["seed"])
+    recomputed = evaluate.evaluate_images(model, images, binarize=binarize, k=1, seed=shipped["seed"], labels=labels)
     for key in ("recon_per_image", "mse_per_pixel", "neg_elbo", "elbo_recon", "kl"):
         assert recomputed[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-6), key
     if not model.config.is_variational:
@@ -152,7 +172,8 @@ def test_atlas_check_reproduces(name):
     x = evaluate.prepare_batch(images, binarize, torch.Generator().manual_seed(shipped["seed"]))[:IWAE_IMAGES]
     g_iwae = torch.Generator().manual_seed(shipped["seed"] + 2)
     with torch.inference_mode():
-        nll = -evaluate.iwae_log_px(model, x, shipped["k"], generator=g_iwae, chunk=max(1, 10_000 // len(x)))
+        nll = -evaluate.iwae_log_px(model, x, shipped["k"], generator=g_iwae, chunk=max(1, 10_000 // len(x)),
+                                    labels=labels[: len(x)] if model.config.conditional else None)
     n, m = shipped["n_images"], len(x)
     se = nll.std().item() / math.sqrt(m) * math.sqrt(max(0.0, 1 - m / n))
     assert abs(nll.mean().item() - shipped["is_nll"]) <= 4 * se + 1e-3, (nll.mean().item(), shipped["is_nll"], se)

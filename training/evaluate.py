@@ -209,6 +209,19 @@ def checkpoint_dataset(directory: Path, metrics: dict) -> tuple[str, bool]:
     return dataset, mode == "dynamic" or (mode == "auto" and dataset == "mnist")
 
 
+def write_atlas_check(model: Autoencoder, directory: Path, metrics: dict, atlas: str | None, binarize: bool,
+                      require: bool) -> None:
+    """metrics["atlas_check"] from the atlas beside the checkpoint (or `atlas`), then metrics.json, atomically."""
+    atlas_path = Path(atlas) if atlas else directory / ".." / "atlas.npz"
+    if atlas_path.is_file():
+        metrics["atlas_check"] = dict(ATLAS_CHECK, atlas=atlas_path.name, **atlas_check(model, atlas_path, binarize))
+    elif require:
+        fail("python -m training.evaluate", f"{atlas_path} not found: run training.export first")
+    else:
+        print(f"note: {atlas_path} not found; atlas_check skipped (run training.export, then evaluate --atlas-only)")
+    write_metrics(directory, metrics)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors, metrics.json)")
@@ -221,6 +234,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     p.add_argument("--atlas", default=None, help="atlas.npz for atlas_check (default: <checkpoint>/../atlas.npz)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--atlas-only", action="store_true",
+                   help="recompute only atlas_check (after training.export rewrote the atlas), keep the eval block")
     args = p.parse_args(argv)
     for name in ("k", "batch_size", "decode_batch"):
         if getattr(args, name) < 1:
@@ -248,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
         fail(prog, str(e))
     if args.max_images:
         test, test_labels = test[: args.max_images], test_labels[: args.max_images]
+    if args.atlas_only:
+        if "eval" not in metrics:
+            fail(prog, f"{directory}/metrics.json has no eval block: run without --atlas-only first")
+        write_atlas_check(model, directory, metrics, args.atlas, binarize, require=True)
+        print(f"{directory}: atlas_check written ({time.perf_counter() - t0:.0f}s)")
+        return
     progress = sys.stderr.isatty()
     result = evaluate_images(model, test, binarize=binarize, k=args.k, seed=args.seed, batch_size=args.batch_size,
                              decode_batch=args.decode_batch, progress=progress, desc=f"eval {directory}",
@@ -259,13 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     result["ae_over_pca_mse"] = result["mse_per_pixel"] / result["pca_mse_per_pixel"]
     result.update({"dataset": dataset, "eval_seconds": round(time.perf_counter() - t0, 1), "device": str(device)})
     metrics["eval"] = result
-
-    atlas_path = Path(args.atlas) if args.atlas else directory / ".." / "atlas.npz"
-    if atlas_path.is_file():
-        metrics["atlas_check"] = dict(ATLAS_CHECK, atlas=atlas_path.name, **atlas_check(model, atlas_path, binarize))
-    else:
-        print(f"note: {atlas_path} not found; atlas_check skipped (run training.export, then evaluate again)")
-    write_metrics(directory, metrics)
+    write_atlas_check(model, directory, metrics, args.atlas, binarize, require=False)
     summary = {k: result[k] for k in ("recon_per_image", "mse_per_pixel", "neg_elbo", "is_nll", "active_units",
                                       "pca_mse_per_pixel") if k in result}
     print(f"{directory}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()) + f" ({result['eval_seconds']:.0f}s)")

@@ -39,15 +39,18 @@ def subset_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 @torch.inference_mode()
-def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 1000,
+                  labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, H, W) -> posterior mean and std, float32 (N, D) each (std is 0 for an AE).
 
-    The encoder sees grayscale intensities in [0, 1] (no binarization), as the app does.
+    The encoder sees grayscale intensities in [0, 1] (no binarization), as the app does; a conditional model
+    also reads `labels` (N,), the images' true classes.
     """
     device = next(model.parameters()).device
     means, stds = [], []
-    for chunk in images.split(batch_size):
-        posterior = model.encode(to_float(chunk).to(device))
+    label_chunks = labels.split(batch_size) if labels is not None else [None] * len(images.split(batch_size))
+    for chunk, y in zip(images.split(batch_size), label_chunks):
+        posterior = model.encode(to_float(chunk).to(device), None if y is None else y.to(device))
         means.append(posterior.mean.float().cpu())
         stds.append(posterior.std.float().cpu())
     return torch.cat(means).numpy(), torch.cat(stds).numpy()
@@ -110,7 +113,7 @@ def build_atlas(
     train_images = None
     for name, model in models.items():
         t0 = time.perf_counter()
-        mean, std = encode_images(model, images)
+        mean, std = encode_images(model, images, labels=test_labels[idx])
         atlas[f"{name}__mean"] = mean
         if model.config.is_variational:
             atlas[f"{name}__std"] = std
@@ -118,11 +121,12 @@ def build_atlas(
             atlas[f"{name}__umap"] = umap_embedding(mean, seed)
         if not model.config.is_variational:
             if train_images is None:
-                train_images, _ = load_split(dataset, data_root, train=True)
+                train_images, train_labels = load_split(dataset, data_root, train=True)
                 if gmm_train_size and gmm_train_size < len(train_images):
                     g = torch.Generator().manual_seed(seed)
-                    train_images = train_images[torch.randperm(len(train_images), generator=g)[:gmm_train_size]]
-            codes, _ = encode_images(model, train_images)
+                    keep = torch.randperm(len(train_images), generator=g)[:gmm_train_size]
+                    train_images, train_labels = train_images[keep], train_labels[keep]
+            codes, _ = encode_images(model, train_images, labels=train_labels)
             atlas.update({f"{name}__{k}": v for k, v in fit_gmm(codes, 10, seed).items()})
         log(f"{dataset}/{name}: latent_dim {model.config.latent_dim}, {time.perf_counter() - t0:.1f}s")
     return atlas

@@ -453,6 +453,14 @@ def main(argv: list[str] | None = None) -> None:
         models = {n: Autoencoder.from_pretrained(found[n]) for n in names}
     except CheckpointError as e:
         fail(prog, str(e))
+    # The tasks score what a model does with an unlabeled image (reconstruct, denoise, flag, fill in); a
+    # class-conditional model needs the label at every encode and decode, so it has no entry on that card.
+    conditional = [n for n, m in models.items() if m.config.conditional]
+    if conditional and args.models:
+        fail(prog, f"{', '.join(conditional)} is class-conditional: the scorecard's tasks give a model no labels")
+    if conditional:
+        print(f"not scored (class-conditional, the tasks give no labels): {', '.join(conditional)}", flush=True)
+        models = {n: m for n, m in models.items() if n not in conditional}
     try:
         train_x, train_y = load_split(args.dataset, args.data_root, train=True)
         test_x, test_y = load_split(args.dataset, args.data_root, train=False)
