@@ -20,7 +20,7 @@ import numpy as np
 from gradio import processing_utils
 
 from explorer import scorecard, service  # numpy only: torch comes with the models (ModelStore)
-from explorer.catalog import DATASETS, REGENERATE, checkpoint_root, find_models, missing_files
+from explorer.catalog import APP_MODELS, DATASETS, REGENERATE, checkpoint_root, find_models, missing_files
 from explorer.files import write_once
 from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
 from explorer.plot import legend_markdown
@@ -82,10 +82,12 @@ class ModelStore:
         self.bundles: dict = {}
         self._live: dict = {}  # (dataset, model A, model B) -> what the browser needs to decode slider moves
         self.device = None
-        self.seconds: float | None = None
+        self.seconds: float | None = None  # the app's four models of each dataset, loaded
+        self.all_seconds: float | None = None  # every model
         self.error: str | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._all_done = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -99,20 +101,28 @@ class ModelStore:
         try:
             import torch
 
-            from explorer.bundle import default_device, load_all
+            from explorer.bundle import APP_MODELS, default_device, load_all, load_more
 
             self.device = default_device()
             if self.device.type == "cpu":
                 torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over cores
-            self.bundles = load_all(self.root, self.device)
+            # First what the page's first requests need (the app's four models); the other models right after,
+            # in this same thread, while those requests are answered (a request for one of them waits: wait_all).
+            self.bundles = load_all(self.root, self.device, names=APP_MODELS)
             for key in self.bundles:  # the default pair's decoders are written now, the others when first picked
                 self.live_spec(key, service.PAIR)
+            self.seconds = time.perf_counter() - t0
+            self._done.set()
+            for b in self.bundles.values():
+                load_more(b, self.device)
         except Exception as e:  # the app keeps serving and says what failed
             log.exception("loading the models failed")
             self.error = f"{type(e).__name__}: {e}"
         finally:
-            self.seconds = time.perf_counter() - t0
+            self.seconds = self.seconds or time.perf_counter() - t0
+            self.all_seconds = time.perf_counter() - t0
             self._done.set()
+            self._all_done.set()
 
     def live_spec(self, dataset: str, names: tuple[str, str]) -> dict:
         """What static/live_decoder.js needs for a pair (written once per pair; {} where it cannot be written)."""
@@ -135,9 +145,10 @@ class ModelStore:
     def ready(self) -> bool:
         return self._done.is_set()
 
-    def get(self) -> dict:
+    def get(self, every_model: bool = False) -> dict:
+        """The bundles once the app's four models are in (with every model when asked: a picker's variant)."""
         self.start()
-        self._done.wait()
+        (self._all_done if every_model else self._done).wait()
         if self.error:
             raise gr.Error(f"The models could not be loaded ({self.error}). Regenerate them with `{REGENERATE}`.",
                            print_exception=False)
@@ -168,11 +179,13 @@ def status_text() -> str:
     ok = all(not b.problems for b in bundles.values())
     head = "" if ok else f"{MISSING_HEAD}\n\n"
     return (head + "\n\n".join(f"- {b.status()}" for b in bundles.values())
-            + f"\n\nModels on {MODELS.device.type}, loaded in {MODELS.seconds:.1f} s.")
+            + f"\n\nModels on {MODELS.device.type}: the default four of each dataset loaded in {MODELS.seconds:.1f} s"
+            + (f", every model in {MODELS.all_seconds:.1f} s." if MODELS.all_seconds else ", the others loading…"))
 
 
-def bundle(dataset: str):
-    bundles = MODELS.get()
+def bundle(dataset: str, names=()):
+    """A dataset's bundle, once the named models (default: the app's four) are loaded."""
+    bundles = MODELS.get(every_model=any(n not in APP_MODELS for n in names if n))
     if dataset not in bundles:
         raise InputError(f"dataset must be one of {list(bundles)}, got {dataset!r}.")
     return bundles[dataset]
@@ -252,14 +265,32 @@ def names_of(model_a: str | None, model_b: str | None) -> tuple[str, str]:
 
 
 def pair_choices(dataset: str) -> list[tuple[str, str]]:
-    """(label, folder name) of every loaded model of a dataset, for the pickers: the title and the folder."""
+    """(label, folder name) of every model folder of a dataset, for the pickers: the config's title and the folder
+    (read from config.json: the pickers list the models that are still loading too)."""
     b = bundle(dataset)
-    return [(f"{v.title} · {name}" if v.title != name.upper() else v.title, name) for name, v in sorted(b.models.items())]
+    loaded = set(b.models) | set(APP_MODELS)
+    out = []
+    for name in find_models(b.root):
+        if name not in loaded and any(p.startswith(f"{name}:") for p in b.problems):
+            continue  # a model that failed to load is named in the status line instead
+        title = config_title(b.root / name) or name.upper()
+        out.append((f"{title} · {name}" if title != name.upper() else title, name))
+    return out
+
+
+def config_title(folder: Path) -> str:
+    import json
+
+    try:
+        title = json.loads((folder / "config.json").read_text()).get("title", "")
+        return title if isinstance(title, str) else ""
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def describe_pair(dataset: str, model_a: str, model_b: str) -> str:
-    b = bundle(dataset)
-    views = service.pair(b, names_of(model_a, model_b))
+    names = names_of(model_a, model_b)
+    views = service.pair(bundle(dataset, names), names)
     lines = []
     for slot, v in zip("AB", views):
         kind = ("class-conditional VAE" if v.conditional else "VAE") if v.is_vae else "deterministic AE"
@@ -275,7 +306,7 @@ def describe_pair(dataset: str, model_a: str, model_b: str) -> str:
 def reconstruct(dataset: str, image, seed: float, model_a=None, model_b=None, cls=None):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.reconstruct(bundle(dataset), image, 0 if seed is None else seed,  # the service checks the seed
+    r = service.reconstruct(bundle(dataset, (model_a, model_b)), image, 0 if seed is None else seed,  # the service checks the seed
                             names=names_of(model_a, model_b), label=cls)
     return r["a"], r["b"], r["a_samples"], r["b_samples"], r["text"]
 
@@ -285,7 +316,7 @@ def reconstruct(dataset: str, image, seed: float, model_a=None, model_b=None, cl
 def sample(dataset: str, seed: float, temperature: float, model_a=None, model_b=None, cls=None):
     if temperature is None:
         raise InputError("Enter a temperature in (0, 3].")
-    r = service.sample(bundle(dataset), seed, float(temperature), names=names_of(model_a, model_b),
+    r = service.sample(bundle(dataset, (model_a, model_b)), seed, float(temperature), names=names_of(model_a, model_b),
                        label=None if cls is None or cls == "" else cls)  # the service checks the seed
     return r["a"], r["b"], r["a_extra"], r["b_extra"], r["text"]
 
@@ -295,14 +326,14 @@ def sample(dataset: str, seed: float, temperature: float, model_a=None, model_b=
 def interpolate(dataset: str, image_a, image_b, steps: float, mode: str, model_a=None, model_b=None, cls=None):
     if image_a is None or image_b is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.interpolate(bundle(dataset), image_a, image_b, int(steps), mode, names=names_of(model_a, model_b),
+    r = service.interpolate(bundle(dataset, (model_a, model_b)), image_a, image_b, int(steps), mode, names=names_of(model_a, model_b),
                             label=cls)
     return r["a"], r["b"], r["text"]
 
 
 def _slider_updates(dataset: str, values: dict[str, np.ndarray] | None, names=None) -> list:
     """gr.Slider updates (range, label, value) for Model A's then Model B's sliders."""
-    b = bundle(dataset)
+    b = bundle(dataset, names or ())
     out = []
     try:
         views = service.pair(b, names)
@@ -329,7 +360,7 @@ def _full(view, shown: list[float]) -> list[float]:
 @guarded
 @gpu
 def sliders_from_input(dataset: str, image, start: str, model_a=None, model_b=None, cls=None):
-    b = bundle(dataset)
+    b = bundle(dataset, (model_a, model_b))
     if image is None and start == "encoded input":
         return gr.skip()
     names = names_of(model_a, model_b)
@@ -347,7 +378,7 @@ def slide(dataset: str, *values):
         raise InputError(f"expected {2 * N_DIMS} slider values (then Model A, Model B, class), got {len(values)}.")
     names = names_of(*values[2 * N_DIMS: 2 * N_DIMS + 2]) if len(values) > 2 * N_DIMS else service.PAIR
     cls = values[-1] if len(values) > 2 * N_DIMS else None
-    b = bundle(dataset)
+    b = bundle(dataset, names)
     views = service.pair(b, names)
     n_a, n_b = (min(v.latent_dim, N_DIMS) for v in views)
     try:
@@ -370,7 +401,7 @@ def place_on_map(dataset: str, image, model_a=None, model_b=None, cls=None):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
     t = time.perf_counter()
-    r = service.place(bundle(dataset), image, names_of(model_a, model_b), cls)
+    r = service.place(bundle(dataset, (model_a, model_b)), image, names_of(model_a, model_b), cls)
     ms = (time.perf_counter() - t) * 1000
     text = (f"Red cross: the current input (black: a clicked point), placed from the atlas (distance-weighted mean of "
             f"the map positions of its 10 nearest atlas codes; no UMAP at request time; a 2-D model's map is its "
@@ -383,7 +414,7 @@ def place_on_map(dataset: str, image, model_a=None, model_b=None, cls=None):
 def show_point(dataset: str, index: float, image=None, model_a=None, model_b=None, cls=None):
     if index is None:
         raise InputError("Enter an atlas index.")
-    r = service.point(bundle(dataset), int(index), image, names_of(model_a, model_b), cls)
+    r = service.point(bundle(dataset, (model_a, model_b)), int(index), image, names_of(model_a, model_b), cls)
     return r["image"], r["a"], r["b"], r["a_map"], r["b_map"], r["text"]
 
 
@@ -393,7 +424,7 @@ def map_click(slot: str):
     def handler(dataset: str, image, model_a, model_b, cls, evt: gr.SelectData):
         col, row = evt.index
         model = names_of(model_a, model_b)["ab".index(slot)]
-        i = service.click(bundle(dataset), model, float(col), float(row))
+        i = service.click(bundle(dataset, (model,)), model, float(col), float(row))
         return (i, *show_point(dataset, i, image, model_a, model_b, cls))
 
     handler.__name__ = f"click_{slot}"
@@ -542,7 +573,7 @@ def set_dataset(dataset: str):
 def set_pair(dataset: str, model_a: str, model_b: str):
     """The pickers changed (or the dataset): the pair's description, its live decoders and its slider ranges."""
     names = names_of(model_a, model_b)
-    service.pair(bundle(dataset), names)  # a clear message for an unknown name
+    service.pair(bundle(dataset, names), names)  # a clear message for an unknown name
     return (describe_pair(dataset, *names), MODELS.live_spec(dataset, names),
             *_slider_updates(dataset, None, names))
 

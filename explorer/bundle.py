@@ -15,7 +15,7 @@ from .images import InputError
 from .plot import Scatter
 
 __all__ = ["APP_MODELS", "DATASETS", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
-           "default_device", "load_all", "load_dataset"]
+           "default_device", "load_all", "load_dataset", "load_more"]
 COLLAPSED_KL = 0.01  # nats: a VAE dimension with less average KL carries (almost) no information
 
 
@@ -159,25 +159,47 @@ class DatasetBundle:
         return f"**{self.title}: missing or unusable** — " + "; ".join(self.problems) + f". Run `{REGENERATE}`."
 
 
-def load_dataset(key: str, root: Path, device: torch.device | None = None) -> DatasetBundle:
-    """Load atlas + models of one dataset; never raises for missing files, records them in .problems."""
+def load_dataset(key: str, root: Path, device: torch.device | None = None, names=None) -> DatasetBundle:
+    """Load atlas + models of one dataset (`names`, default every model folder and the app's four); never raises
+    for missing files, records them in .problems."""
     device = device or default_device()
     b = DatasetBundle(key=key, root=root / key)
+    atlas = _read_atlas(b)
+    b.scorecard = scorecard.load(b.root / "scorecard.json")
+    if atlas is None:
+        b.images = None
+    names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else names
+    _load_models(b, names, atlas, device)
+    return b
+
+
+def load_more(b: DatasetBundle, device: torch.device | None = None) -> list[str]:
+    """Load the dataset's model folders that are not loaded yet (those added to the folder, or left for later
+    so that the app's first requests need not wait for them); returns their names."""
+    names = [n for n in find_models(b.root) if n not in b.models and not any(p.startswith(f"{n}:") for p in b.problems)]
+    if names and b.images is not None:
+        _load_models(b, names, _read_atlas(b), device or default_device())
+    return names
+
+
+def _read_atlas(b: DatasetBundle) -> dict | None:
     atlas_path = b.root / "atlas.npz"
-    atlas = None
     if not atlas_path.is_file():
         b.problems.append(f"{atlas_path} is missing")
-    else:
-        try:
-            with np.load(atlas_path, allow_pickle=False) as f:
-                atlas = {k: f[k] for k in f.files}
-            b.images, b.labels = atlas["images"], atlas["labels"].astype(np.int64)
-            b.class_names = [str(c) for c in atlas["class_names"]]
-        except Exception as e:  # corrupt or incomplete file
-            b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")
-            atlas = None
-    b.scorecard = scorecard.load(b.root / "scorecard.json")
-    for name in sorted(set(APP_MODELS) | set(find_models(b.root))):  # the tabs' models, and any added later
+        return None
+    try:
+        with np.load(atlas_path, allow_pickle=False) as f:
+            atlas = {k: f[k] for k in f.files}
+        b.images, b.labels = atlas["images"], atlas["labels"].astype(np.int64)
+        b.class_names = [str(c) for c in atlas["class_names"]]
+        return atlas
+    except Exception as e:  # corrupt or incomplete file
+        b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")
+        return None
+
+
+def _load_models(b: DatasetBundle, names, atlas: dict | None, device: torch.device) -> None:
+    for name in names:
         folder = b.root / name
         try:
             model = Autoencoder.from_pretrained(folder, device=device)
@@ -187,15 +209,14 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None) -> Da
         if atlas is None:
             continue
         try:
-            b.models[name] = _view(name, model, atlas, read_metrics(folder), b.labels)
+            view = _view(name, model, atlas, read_metrics(folder), b.labels)
         except (KeyError, ValueError) as e:
             b.problems.append(f"{name}: atlas.npz does not match the model ({e})")
-    if atlas is None:
-        b.images = None
-    for view in b.models.values():  # first-call costs (kernel set-up, the scatter's base picture) at start-up
+            continue
+        # first-call costs (kernel set-up, the scatter's base picture) now, not in a request
         view.decode(view.encode(b.images[:1], b.labels[:1])[0], b.labels[:1])
         view.scatter.base()
-    return b
+        b.models[name] = view  # last: a request sees a model only once it is ready
 
 
 def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.ndarray) -> ModelView:
@@ -225,6 +246,6 @@ def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.
     )
 
 
-def load_all(root: Path | None = None, device: torch.device | None = None) -> dict[str, DatasetBundle]:
+def load_all(root: Path | None = None, device: torch.device | None = None, names=None) -> dict[str, DatasetBundle]:
     root = Path(root) if root is not None else checkpoint_root()
-    return {key: load_dataset(key, root, device) for key in DATASETS}
+    return {key: load_dataset(key, root, device, names) for key in DATASETS}
