@@ -83,11 +83,10 @@ class ModelStore:
         self._live: dict = {}  # (dataset, model A, model B) -> what the browser needs to decode slider moves
         self.device = None
         self.seconds: float | None = None  # the app's four models of each dataset, loaded
-        self.all_seconds: float | None = None  # every model
         self.error: str | None = None
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._done = threading.Event()
-        self._all_done = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -101,28 +100,35 @@ class ModelStore:
         try:
             import torch
 
-            from explorer.bundle import APP_MODELS, default_device, load_all, load_more
+            from explorer.bundle import APP_MODELS, default_device, load_all
 
             self.device = default_device()
             if self.device.type == "cpu":
                 torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting over cores
-            # First what the page's first requests need (the app's four models); the other models right after,
-            # in this same thread, while those requests are answered (a request for one of them waits: wait_all).
+            # What the page opens with (the app's four models of each dataset); any other model folder loads
+            # when a request first names it (need()), so a variant costs nothing until someone picks it.
             self.bundles = load_all(self.root, self.device, names=APP_MODELS)
             for key in self.bundles:  # the default pair's decoders are written now, the others when first picked
                 self.live_spec(key, service.PAIR)
-            self.seconds = time.perf_counter() - t0
-            self._done.set()
-            for b in self.bundles.values():
-                load_more(b, self.device)
         except Exception as e:  # the app keeps serving and says what failed
             log.exception("loading the models failed")
             self.error = f"{type(e).__name__}: {e}"
         finally:
-            self.seconds = self.seconds or time.perf_counter() - t0
-            self.all_seconds = time.perf_counter() - t0
+            self.seconds = time.perf_counter() - t0
             self._done.set()
-            self._all_done.set()
+
+    def need(self, dataset: str, names) -> None:
+        """Load the named models of a dataset that are not loaded yet (one at a time: ~0.3 s each on a CPU)."""
+        from explorer.bundle import load_more
+
+        b = self.bundles.get(dataset)
+        missing = [n for n in names if n and b is not None and n not in b.models]
+        if missing:
+            with self._load_lock:
+                t0 = time.perf_counter()
+                loaded = load_more(b, missing, self.device)
+                if loaded:
+                    log.info("loaded %s/%s in %.1f s", dataset, ", ".join(loaded), time.perf_counter() - t0)
 
     def live_spec(self, dataset: str, names: tuple[str, str]) -> dict:
         """What static/live_decoder.js needs for a pair (written once per pair; {} where it cannot be written)."""
@@ -145,10 +151,10 @@ class ModelStore:
     def ready(self) -> bool:
         return self._done.is_set()
 
-    def get(self, every_model: bool = False) -> dict:
-        """The bundles once the app's four models are in (with every model when asked: a picker's variant)."""
+    def get(self) -> dict:
+        """The bundles, once the app's four models of each dataset are in."""
         self.start()
-        (self._all_done if every_model else self._done).wait()
+        self._done.wait()
         if self.error:
             raise gr.Error(f"The models could not be loaded ({self.error}). Regenerate them with `{REGENERATE}`.",
                            print_exception=False)
@@ -179,13 +185,14 @@ def status_text() -> str:
     ok = all(not b.problems for b in bundles.values())
     head = "" if ok else f"{MISSING_HEAD}\n\n"
     return (head + "\n\n".join(f"- {b.status()}" for b in bundles.values())
-            + f"\n\nModels on {MODELS.device.type}: the default four of each dataset loaded in {MODELS.seconds:.1f} s"
-            + (f", every model in {MODELS.all_seconds:.1f} s." if MODELS.all_seconds else ", the others loading…"))
+            + f"\n\nModels on {MODELS.device.type}: the default four of each dataset loaded in {MODELS.seconds:.1f} s; "
+            "the others load when first picked.")
 
 
 def bundle(dataset: str, names=()):
-    """A dataset's bundle, once the named models (default: the app's four) are loaded."""
-    bundles = MODELS.get(every_model=any(n not in APP_MODELS for n in names if n))
+    """A dataset's bundle, with the named models loaded (the app's four always are)."""
+    bundles = MODELS.get()
+    MODELS.need(dataset, names)
     if dataset not in bundles:
         raise InputError(f"dataset must be one of {list(bundles)}, got {dataset!r}.")
     return bundles[dataset]
@@ -566,25 +573,16 @@ def set_dataset(dataset: str):
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
             legend, msg, status_text(), gr.Dropdown(choices=choices, value=names[0]),
             gr.Dropdown(choices=choices, value=names[1]), gr.Dropdown(choices=classes, value=label),
-            *(set_pair(dataset, *names) if all(names) else ("", {}, *_slider_updates(dataset, None))))
+            *(set_pair(dataset, *names) if all(names) else ("", {})))
 
 
 @guarded
 def set_pair(dataset: str, model_a: str, model_b: str):
-    """The pickers changed (or the dataset): the pair's description, its live decoders and its slider ranges."""
+    """The pickers changed (or the dataset): the pair's description and its live decoders. (The sliders' ranges,
+    labels and values come from sliders_from_input, which the same changes trigger: one update, no race.)"""
     names = names_of(model_a, model_b)
     service.pair(bundle(dataset, names), names)  # a clear message for an unknown name
-    return (describe_pair(dataset, *names), MODELS.live_spec(dataset, names),
-            *_slider_updates(dataset, None, names))
-
-
-@guarded
-def class_of(dataset: str, index: float):
-    """The true class of an atlas image: what a class-conditional model is given for it."""
-    b = bundle(dataset)
-    if b.labels is None or index is None or not 0 <= int(index) < len(b.labels):
-        return gr.skip()
-    return int(b.labels[int(index)])
+    return describe_pair(dataset, *names), MODELS.live_spec(dataset, names)
 
 
 # ---- layout --------------------------------------------------------------------------------------
@@ -632,7 +630,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
         model_b = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model B", elem_id="model-b", scale=1)
         cls = gr.Dropdown(choices=[(str(i), i) for i in range(MAX_CLASSES)], value=0,
                           label="Class given to a class-conditional model",
-                          info="set to the true class when you pick a test image", elem_id="cls", scale=1)
+                          info="a test image's true class is printed under it in the gallery", elem_id="cls", scale=1)
     pair_text = gr.Markdown(elem_id="pair-text")
     problem = gr.Markdown("", elem_id="problem")
     with gr.Row():
@@ -825,22 +823,23 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     EV = {"concurrency_limit": CONCURRENCY}
     slider_list = a_sliders + b_sliders
     PAIR_IN = [model_a, model_b, cls]  # the pair and the class every comparing tab reads (last inputs: defaults)
-    pair_outputs = [pair_text, live_spec, *slider_list]
+    pair_outputs = [pair_text, live_spec]
     dataset_outputs = [gallery, current, end_a, end_b, legend, problem, status, model_a, model_b, cls, *pair_outputs]
     demo.load(set_dataset, dataset, dataset_outputs, api_name="init", **EV)
     dataset.change(set_dataset, dataset, dataset_outputs, api_name="set_dataset", **EV)
-    pair_changed = [model_a.change, model_b.change]
+    # .input: a person's pick. set_dataset's own updates of the pickers (new choices) must not re-run every tab:
+    # it sets the current input as well, which re-runs them once, with the new pair.
+    pair_changed = [model_a.input, model_b.input]
     gr.on(pair_changed, set_pair, [dataset, model_a, model_b], pair_outputs, api_name="set_pair", **EV)
     gallery.select(gallery_select, dataset, [current, index], api_name="gallery_select", **EV)
     gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test",
           **EV)
     random_btn.click(random_test, dataset, [current, index], api_name="random_test", **EV)
-    index.change(class_of, [dataset, index], cls, api_name="class_of", **EV)  # a test image: its true class
     upload.upload(use_upload, upload, current, api_name="use_upload", **EV)
     draw_tab.select(None, js=PICK_BRUSH)  # no server round trip, no API endpoint
     draw_btn.click(use_drawing, sketch, current, api_name="use_drawing", **EV)
 
-    gr.on([current.change, rec_btn.click, rec_seed.submit, cls.change, *pair_changed], reconstruct,
+    gr.on([current.change, rec_btn.click, rec_seed.submit, cls.input, *pair_changed], reconstruct,
           [dataset, current, rec_seed, *PAIR_IN], [rec_a, rec_b, rec_a_samples, rec_b_samples, rec_text],
           api_name="reconstruct", **EV)
     # gallery.change: a new dataset (set_dataset has set the pickers by then)

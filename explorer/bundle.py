@@ -132,6 +132,7 @@ class DatasetBundle:
     models: dict[str, ModelView] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     scorecard: dict | None = None  # scorecard.json (training/scorecard.py), read by the Scorecard and Anomaly tabs
+    _atlas: dict | None = field(default=None, repr=False)  # every array of atlas.npz
 
     @property
     def mean_image(self) -> np.ndarray:
@@ -164,7 +165,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     for missing files, records them in .problems."""
     device = device or default_device()
     b = DatasetBundle(key=key, root=root / key)
-    atlas = _read_atlas(b)
+    atlas = b._atlas = _read_atlas(b)  # kept: models named later load from it (load_more)
     b.scorecard = scorecard.load(b.root / "scorecard.json")
     if atlas is None:
         b.images = None
@@ -173,13 +174,17 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     return b
 
 
-def load_more(b: DatasetBundle, device: torch.device | None = None) -> list[str]:
-    """Load the dataset's model folders that are not loaded yet (those added to the folder, or left for later
-    so that the app's first requests need not wait for them); returns their names."""
-    names = [n for n in find_models(b.root) if n not in b.models and not any(p.startswith(f"{n}:") for p in b.problems)]
-    if names and b.images is not None:
-        _load_models(b, names, _read_atlas(b), device or default_device())
-    return names
+def load_more(b: DatasetBundle, names=None, device: torch.device | None = None) -> list[str]:
+    """Load model folders of the dataset that are not loaded yet (`names`, default every one): the app loads a
+    model when a request first names it. Names that are not model folders, or failed before, are skipped (a
+    request for them then gets require()'s message). Returns the names loaded."""
+    found = set(find_models(b.root))
+    wanted = [n for n in (sorted(found) if names is None else names)
+              if n in found and n not in b.models and not any(p.startswith(f"{n}:") for p in b.problems)]
+    if wanted and b.images is not None:
+        atlas = b._atlas if b._atlas is not None else _read_atlas(b)
+        _load_models(b, wanted, atlas, device or default_device())
+    return wanted
 
 
 def _read_atlas(b: DatasetBundle) -> dict | None:

@@ -45,7 +45,7 @@ def test_startup_and_endpoints(app, client):
     expected = {"/init", "/set_dataset", "/gallery_select", "/pick_test", "/random_test", "/use_upload", "/use_drawing",
                 "/reconstruct", "/sample", "/set_a", "/set_b", "/random_b", "/interpolate", "/sliders_from_input",
                 "/slide", "/noop", "/place_on_map", "/show_point", "/click_a", "/click_b", "/click_ae_2",
-                "/click_vae_2", "/manifold", "/set_pair", "/class_of"}
+                "/click_vae_2", "/manifold", "/set_pair"}
     assert expected <= names, expected - names
     assert unexpected_tracebacks(app.log()) == []
 
