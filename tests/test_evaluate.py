@@ -23,6 +23,7 @@ from models import Autoencoder, ModelConfig
 from models.likelihood import gaussian_log_prob
 from models.posterior import DiagonalGaussian, standard_normal_log_prob
 from training import evaluate
+from training.train import TrainConfig, train
 
 from tests.fake_data import write_fake_mnist
 
