@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 PYTHON ?= python3
 
-.PHONY: setup run test checkpoints bench chromium clean
+.PHONY: setup run test checkpoints explore bench chromium clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: setup chromium
 # Regenerates every shipped checkpoint, metrics.json and atlas from scratch (see README for time).
 checkpoints: setup
 	training/checkpoints.sh $(DATA) $(PY)
+
+# Your own images: `make explore DATA=PATH` trains the AE/VAE pairs on them, writes the atlas and the figures into
+# checkpoints/<name>/; the next `make run` shows them. PATH: an image folder, an .npz file or an IDX prefix.
+explore: setup
+	@[ "$(origin DATA)" = "command line" ] || { echo "usage: make explore DATA=PATH [ARGS='--name NAME --no-2d ...']" >&2; exit 2; }
+	$(PY) -m training.explore "$(DATA)" $(ARGS)
 
 bench: setup
 	$(PY) bench/train_throughput.py

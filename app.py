@@ -20,9 +20,9 @@ import numpy as np
 from gradio import processing_utils
 
 from explorer import scorecard, service  # numpy only: torch comes with the models (ModelStore)
-from explorer.catalog import APP_MODELS, DATASETS, REGENERATE, checkpoint_root, find_models, missing_files
+from explorer.catalog import APP_MODELS, REGENERATE, SHIPPED, checkpoint_root, find_datasets, find_models, missing_files
 from explorer.files import write_once
-from explorer.images import InputError, drawing_to_gray, load_upload, to_dataset_format
+from explorer.images import InputError, drawing_to_format, load_upload
 from explorer.plot import legend_markdown
 
 try:  # ZeroGPU Spaces: functions that touch CUDA are wrapped; elsewhere this is a no-op.
@@ -46,6 +46,7 @@ DECODER_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-decoders"
 # slot -> (id prefix of its sliders, id of the canvas the browser draws its decode on)
 LIVE_SLOTS = {"a": ("a-s", "live-a"), "b": ("b-s", "live-b")}
 IMPUTE_MASKS = {**service.MASK_LABELS, "painted": "painted"}
+EDITOR_SIDE = 280  # the mask editor's canvas (pixels a side): the current input is enlarged to it
 
 
 def file_url(path: Path) -> str:
@@ -162,10 +163,13 @@ class ModelStore:
 
 
 MODELS = ModelStore(checkpoint_root())
+# Every dataset folder of the checkpoint root ({folder: title}; explorer.catalog.find_datasets): a folder that
+# training/export.py wrote (`make explore`) shows up on the next start, with no code change.
+DATASETS = find_datasets(MODELS.root)
 # Every model folder of every dataset (config.json files only, no torch): what the pickers may hold. Each dataset's
 # own models become the choices when it loads; a name from another dataset gets a message from the service.
 ALL_MODELS = sorted(set(service.PAIR).union(*(find_models(MODELS.root / key) for key in DATASETS)))
-MAX_CLASSES = 10
+MAX_CLASSES = 100  # the class picker's choices before a dataset sets its own
 
 
 MISSING_HEAD = f"Some checkpoints are missing: the affected tabs show a message. Regenerate with `{REGENERATE}`."
@@ -223,7 +227,9 @@ def gallery_indices(dataset: str) -> list[int]:
     b = bundle(dataset)
     if b.labels is None:
         return []
-    return [int(i) for c in range(10) for i in np.nonzero(b.labels == c)[0][:GALLERY_PER_CLASS]]
+    k = max(1, len(b.class_names))
+    per_class = max(GALLERY_PER_CLASS, 40 // k)  # about 40 pictures: 4 per class of 10, 40 of an unlabelled set
+    return [int(i) for c in range(k) for i in np.nonzero(b.labels == c)[0][:per_class]]
 
 
 def gallery_items(dataset: str) -> list:
@@ -257,13 +263,14 @@ def gallery_select(dataset: str, evt: gr.SelectData) -> tuple[np.ndarray, int]:
 
 
 @guarded
-def use_upload(path: str | None) -> np.ndarray:
-    return load_upload(path)
+def use_upload(path: str | None, dataset: str = "mnist") -> np.ndarray:
+    """An uploaded file in the dataset's format (size, channels; digit-style centring or a photo's centre crop)."""
+    return load_upload(path, bundle(dataset).format)
 
 
 @guarded
-def use_drawing(value) -> np.ndarray:
-    return to_dataset_format(drawing_to_gray(value))
+def use_drawing(value, dataset: str = "mnist") -> np.ndarray:
+    return drawing_to_format(value, bundle(dataset).format)
 
 
 # ---- tabs: every one compares Model A with Model B (the pickers; service.PAIR by default) ---------------
@@ -455,7 +462,10 @@ def plane_click(model: str):
 def manifold(dataset: str, n: float, image):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.manifold(bundle(dataset), int(n), image)
+    b = bundle(dataset)
+    if b.key not in SHIPPED and not {"ae-2", "vae-2"} <= set(find_models(b.root)):  # one's own data, no 2-D pair
+        return None, None, None, None
+    r = service.manifold(b, int(n), image)
     return r["a"], r["b"], r["a_scatter"], r["b_scatter"]
 
 
@@ -467,15 +477,28 @@ VERDICT_DEFAULT = "generation (prior)"
 def card_of(dataset: str) -> dict:
     b = bundle(dataset)
     if not b.scorecard:
-        raise LookupError(f"{b.title}: no scorecard.json. Compute it with "
-                          f"`python -m training.scorecard --dataset {dataset} --data-root DATA`.")
+        raise LookupError(no_scorecard(b))
     return b.scorecard
+
+
+def no_scorecard(b) -> str:
+    """Why a dataset has no scorecard, and what to run (the scorecard measures the shipped datasets: its OOD tasks
+    pair MNIST with Fashion-MNIST)."""
+    if b.key in SHIPPED:
+        return (f"{b.title}: no scorecard.json. Compute it with "
+                f"`python -m training.scorecard --dataset {b.key} --data-root DATA`.")
+    return (f"{b.title} has no scorecard.json: the scorecard (and the Anomaly tab's test and OOD scores, read from it) "
+            "is computed for the shipped MNIST and Fashion-MNIST only, whose OOD tasks use each other. The other "
+            "tabs and Diagnostics work on this dataset.")
 
 
 @guarded
 def scorecard_tab(dataset: str):
-    """Everything the Scorecard tab shows for a dataset."""
-    card = card_of(dataset)
+    """Everything the Scorecard tab shows for a dataset (its text says how to compute a missing scorecard)."""
+    try:
+        card = card_of(dataset)
+    except LookupError as e:
+        return str(e), gr.Dropdown(choices=[], value=None), None, None, None
     verdicts = list(card["verdicts"])
     verdict = VERDICT_DEFAULT if VERDICT_DEFAULT in verdicts else verdicts[0]
     return (scorecard.verdict_markdown(card), gr.Dropdown(choices=verdicts, value=verdict),
@@ -504,7 +527,10 @@ def scorecard_roc(dataset: str, pair: str):
 def anomaly(dataset: str, image, ood_set: str, vae_score: str):
     if image is None:  # fired by a .change while the input is still empty
         return gr.skip()
-    r = service.anomaly(bundle(dataset), image, ood_set or None, vae_score or "nll")
+    b = bundle(dataset)
+    if not b.scorecard:  # said in the tab, not as a message at every new input
+        return no_scorecard(b), None, None
+    r = service.anomaly(b, image, ood_set or None, vae_score or "nll")
     return r["text"], r["ae_plot"], r["vae_plot"]
 
 
@@ -548,15 +574,53 @@ def impute_on_change(dataset: str, image, mask: str, editor, n_samples: float, s
 
 
 def editor_background(image):
-    """The current input, 10x, as the editor's background to paint the mask on."""
+    """The current input, enlarged to the editor's canvas, as the background to paint the mask on."""
     if image is None:
         return gr.skip()
-    big = service.upscale(service.as_input(image), 10)
+    from PIL import Image
+
+    a = np.asarray(image)
+    big = np.asarray(Image.fromarray(a.astype(np.uint8)).resize((EDITOR_SIDE, EDITOR_SIDE), Image.NEAREST))
     return {"background": big, "layers": [], "composite": big}
 
 
+EXPORT_DIR = Path(gr.utils.get_upload_folder()) / "latent-explorer-exports"  # content-named, written atomically
+
+
+@guarded
+@gpu
+def export_gif(dataset: str, image_a, image_b, steps: float, mode: str, model_a=None, model_b=None, cls=None):
+    """Model A's and Model B's interpolation strips as animated GIFs (one frame per step)."""
+    if image_a is None or image_b is None:
+        raise InputError("Set both ends (A and B) of the interpolation first.")
+    names = names_of(model_a, model_b)
+    return [str(p) for p in service.interpolation_gifs(bundle(dataset, names), image_a, image_b, int(steps), mode,
+                                                       EXPORT_DIR, names, cls)]
+
+
+@guarded
+@gpu
+def export_codes(dataset: str, image, model_a=None, model_b=None, cls=None):
+    """Each model's atlas codes with their map coordinates and labels as CSV, then the current input's."""
+    names = names_of(model_a, model_b)
+    b = bundle(dataset, names)
+    files = []
+    for name in names:
+        files += service.codes_csv(b, name, EXPORT_DIR, image, cls)
+    return [str(p) for p in files]
+
+
+@guarded
+def diagnostics_tab(dataset: str, model: str | None = None):
+    """The Diagnostics tab of a dataset: every model's verdict, and one model's curves, KL per dimension, verdict."""
+    b = bundle(dataset)
+    r = service.diagnostics(b, model if model in find_models(b.root) else None)
+    choices = [(config_title(b.root / n) or n.upper(), n) for n in r["names"]]
+    return (r["summary"], gr.Dropdown(choices=choices, value=r["name"]), r["curves"], r["kl"], r["text"])
+
+
 def set_dataset(dataset: str):
-    if dataset not in DATASETS:
+    if dataset not in DATASETS and dataset not in MODELS.get():
         raise gr.Error(f"dataset must be one of {list(DATASETS)}, got {dataset!r}.")
     b = bundle(dataset)
     shown = gallery_indices(dataset)
@@ -652,7 +716,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                                           brush=gr.Brush(default_size=16, colors=["#000000"], color_mode="fixed"))
                     draw_btn = gr.Button("Use drawing", elem_id="draw-btn")
         with gr.Column(scale=1, min_width=180):
-            current = gr.Image(label="Current input (28x28)", type="numpy", image_mode="L", format="png",
+            current = gr.Image(label="Current input", type="numpy", image_mode=None, format="png",
                                interactive=False, height=190, elem_id="current", elem_classes="pixelated")
 
     with gr.Tabs():
@@ -690,9 +754,9 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
 
         with gr.Tab("Interpolate", elem_id="tab-interpolate"):
             with gr.Row():
-                end_a = gr.Image(label="A", type="numpy", image_mode="L", format="png", interactive=False,
+                end_a = gr.Image(label="A", type="numpy", image_mode=None, format="png", interactive=False,
                                  height=170, elem_id="end-a", elem_classes="pixelated")
-                end_b = gr.Image(label="B", type="numpy", image_mode="L", format="png", interactive=False,
+                end_b = gr.Image(label="B", type="numpy", image_mode=None, format="png", interactive=False,
                                  height=170, elem_id="end-b", elem_classes="pixelated")
                 with gr.Column():
                     set_a = gr.Button("A ← current input")
@@ -704,6 +768,10 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
             int_a = gr.Image(label="Model A", format="png", elem_id="int-a", elem_classes="pixelated", height=120)
             int_b = gr.Image(label="Model B", format="png", elem_id="int-b", elem_classes="pixelated", height=120)
             int_text = gr.Markdown(elem_id="int-text")
+            with gr.Row():
+                gif_btn = gr.Button("Download both strips as animated GIFs", elem_id="gif-btn", scale=1)
+                gif_files = gr.File(label="GIFs (one frame per step)", file_count="multiple", elem_id="gif-files",
+                                    scale=2)
 
         with gr.Tab("Latent sliders", elem_id="tab-sliders") as sliders_tab:
             with gr.Row():
@@ -743,6 +811,10 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 pt_b = gr.Image(label="Model B decode", format="png", elem_id="pt-b", elem_classes="pixelated",
                                 height=130)
             pt_text = gr.Markdown(elem_id="pt-text")
+            with gr.Row():
+                csv_btn = gr.Button("Download the latent codes as CSV", elem_id="csv-btn", scale=1)
+                csv_files = gr.File(label="Each model's atlas codes (index, label, class, map x/y, z) and the current "
+                                          "input's", file_count="multiple", elem_id="csv-files", scale=2)
             gr.Markdown("### The 2-D models (AE-2 and VAE-2): decoded latent plane and the atlas codes in it")
             grid_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
             with gr.Row():
@@ -770,7 +842,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                     imp_btn = gr.Button("Impute", elem_id="imp-btn")
                 imp_editor = gr.ImageEditor(label="Paint the pixels to hide (then choose 'painted' and press Impute)",
                                             type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
-                                            canvas_size=(280, 280), fixed_canvas=True, height=330,
+                                            canvas_size=(EDITOR_SIDE, EDITOR_SIDE), fixed_canvas=True, height=330,
                                             brush=gr.Brush(default_size=24, colors=["#c00000"], color_mode="fixed"),
                                             format="png", elem_id="imp-editor", scale=1)
             with gr.Row():
@@ -816,6 +888,21 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
             sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill", label="Imputation: MSE on the missing pixels per mask",
                                     y_title="MSE per missing pixel", elem_id="sc-imp")
 
+        with gr.Tab("Diagnostics", elem_id="tab-diagnostics"):
+            gr.Markdown("Is a model healthy? Its training curves (metrics.json), the KL each latent dimension carries "
+                        "(a dimension under 0.01 nats is unused: collapsed) and its active units "
+                        "(Var over the data of E[z|x] > 0.01). A collapsed VAE gets the remedies and the exact "
+                        "training command that applies them.")
+            dg_summary = gr.Markdown(elem_id="dg-summary")
+            dg_model = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model", elem_id="dg-model")
+            with gr.Row():
+                dg_curves = gr.LinePlot(x="epoch", y="value", color="series", label="Training curves (per epoch)",
+                                        x_title="epoch", y_title="nats per image", elem_id="dg-curves")
+                dg_kl = gr.BarPlot(x="dim", y="value", color="status", sort=None,
+                                   label="KL per latent dimension, nats (an AE: variance of its codes)",
+                                   x_title="latent dimension", y_title="nats (AE: variance)", elem_id="dg-kl")
+            dg_text = gr.Markdown(elem_id="dg-text")
+
     noop_btn = gr.Button(visible="hidden", elem_id="noop-btn")  # in the page, not shown: the benches click it
     noop_out = gr.Textbox(visible="hidden", elem_id="noop-out")
 
@@ -835,9 +922,9 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     gr.on([pick_btn.click, index.submit], pick_test, [dataset, index], current, api_name="pick_test",
           **EV)
     random_btn.click(random_test, dataset, [current, index], api_name="random_test", **EV)
-    upload.upload(use_upload, upload, current, api_name="use_upload", **EV)
+    upload.upload(use_upload, [upload, dataset], current, api_name="use_upload", **EV)
     draw_tab.select(None, js=PICK_BRUSH)  # no server round trip, no API endpoint
-    draw_btn.click(use_drawing, sketch, current, api_name="use_drawing", **EV)
+    draw_btn.click(use_drawing, [sketch, dataset], current, api_name="use_drawing", **EV)
 
     gr.on([current.change, rec_btn.click, rec_seed.submit, cls.input, *pair_changed], reconstruct,
           [dataset, current, rec_seed, *PAIR_IN], [rec_a, rec_b, rec_a_samples, rec_b_samples, rec_text],
@@ -866,6 +953,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     gr.on([current.change, *pair_changed], place_on_map, [dataset, current, *PAIR_IN], [map_a, map_b, map_text],
           api_name="place_on_map", **EV)
     point_outputs = [pt_img, pt_a, pt_b, map_a, map_b, pt_text]
+    gif_btn.click(export_gif, [dataset, end_a, end_b, steps, mode, *PAIR_IN], gif_files, api_name="export_gif", **EV)
+    csv_btn.click(export_codes, [dataset, current, *PAIR_IN], csv_files, api_name="export_codes", **EV)
     pt_index.submit(show_point, [dataset, pt_index, current, *PAIR_IN], point_outputs, api_name="show_point", **EV)
     for img, slot in ((map_a, "a"), (map_b, "b")):
         img.select(map_click(slot), [dataset, current, *PAIR_IN], [pt_index, *point_outputs],
@@ -878,6 +967,10 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
 
     gr.on([demo.load, dataset.change], scorecard_tab, dataset, [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp],
           api_name="scorecard", **EV)
+    dg_outputs = [dg_summary, dg_model, dg_curves, dg_kl, dg_text]
+    gr.on([demo.load, dataset.change], lambda d: diagnostics_tab(d), dataset, dg_outputs, api_name="diagnostics_dataset",
+          **EV)
+    dg_model.input(diagnostics_tab, [dataset, dg_model], dg_outputs, api_name="diagnostics", **EV)
     sc_task.input(scorecard_task, [dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
     sc_pair.input(scorecard_roc, [dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
     gr.on([current.change, an_set.input, an_score.input], anomaly, [dataset, current, an_set, an_score],

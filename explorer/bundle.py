@@ -10,11 +10,11 @@ import torch
 from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent, scorecard
-from .catalog import APP_MODELS, DATASETS, REGENERATE, checkpoint_root, find_models
-from .images import InputError
+from .catalog import APP_MODELS, REGENERATE, SHIPPED, checkpoint_root, find_datasets, find_models, read_info
+from .images import Format, InputError
 from .plot import Scatter
 
-__all__ = ["APP_MODELS", "DATASETS", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
+__all__ = ["APP_MODELS", "REGENERATE", "DatasetBundle", "ModelView", "checkpoint_root",
            "default_device", "load_all", "load_dataset", "load_more"]
 COLLAPSED_KL = 0.01  # nats: a VAE dimension with less average KL carries (almost) no information
 
@@ -70,10 +70,25 @@ class ModelView:
     def num_classes(self) -> int:
         return self.model.config.num_classes
 
+    @property
+    def format(self) -> Format:
+        c = self.model.config
+        return Format(c.image_size, c.image_channels)
+
+    def to_tensor(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W) or (B, H, W, C) images -> float (B, C, H, W) in [0, 1] on the model's device; an image of
+        another size or channel count than the model's gets a clear message."""
+        a = np.asarray(images)
+        want = self.format.shape
+        if a.shape[1:] != want:
+            raise InputError(f"{self.title} takes {self.format.describe()} images {want}, got {a.shape[1:]}.")
+        x = torch.as_tensor(a, device=self.device).float().div(255.0)
+        return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
     @torch.inference_mode()
     def posterior_samples(self, image: np.ndarray, n: int, seed: int, labels=None) -> np.ndarray:
-        """n draws z ~ q(z|x) of one uint8 (28, 28) image, (n, D), from the model's own posterior (a flow's too)."""
-        x = torch.as_tensor(np.asarray(image)[None], device=self.device).float().div(255.0).unsqueeze(1)
+        """n draws z ~ q(z|x) of one uint8 image (H, W[, C]), (n, D), from the model's own posterior (a flow's too)."""
+        x = self.to_tensor(np.asarray(image)[None])
         posterior = self.model.encode(x, self._labels(labels, 1))
         g = torch.Generator(self.device).manual_seed(seed)
         return torch.cat([posterior.sample(g) for _ in range(n)]).float().cpu().numpy()
@@ -107,17 +122,18 @@ class ModelView:
 
     @torch.inference_mode()
     def encode(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (B, 28, 28) -> posterior mean (B, D), std (B, D) (std is 0 for the AE); `labels`: a conditional
-        model's classes (one per image, or one for all)."""
-        x = torch.as_tensor(np.asarray(images), device=self.device).float().div(255.0).unsqueeze(1)
+        """uint8 (B, H, W) or (B, H, W, C) -> posterior mean (B, D), std (B, D) (std is 0 for the AE); `labels`: a
+        conditional model's classes (one per image, or one for all)."""
+        x = self.to_tensor(images)
         posterior = self.model.encode(x, self._labels(labels, len(x)))
         return posterior.mean.float().cpu().numpy(), posterior.std.float().cpu().numpy()
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray, labels=None) -> np.ndarray:
-        """(B, D) codes -> (B, 28, 28) float images E[x|z] in [0, 1]."""
+        """(B, D) codes -> float images E[x|z] in [0, 1]: (B, H, W) grayscale or (B, H, W, C) RGB."""
         zt = torch.as_tensor(np.atleast_2d(np.asarray(z, np.float32)), device=self.device)
-        return self.model.decode_image(zt, self._labels(labels, len(zt)))[:, 0].float().cpu().numpy()
+        x = self.model.decode_image(zt, self._labels(labels, len(zt))).float()
+        return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).cpu().numpy()
 
 
 @dataclass
@@ -126,7 +142,8 @@ class DatasetBundle:
 
     key: str
     root: Path
-    images: np.ndarray | None = None  # (N, 28, 28) uint8
+    images: np.ndarray | None = None  # (N, H, W) or (N, H, W, 3) uint8
+    info: dict = field(default_factory=dict)  # dataset.json: title, classes, image format, upload preprocessing
     labels: np.ndarray | None = None
     class_names: list[str] = field(default_factory=list)
     models: dict[str, ModelView] = field(default_factory=dict)
@@ -136,12 +153,25 @@ class DatasetBundle:
 
     @property
     def mean_image(self) -> np.ndarray:
-        """The mean atlas image, float (28, 28) in [0, 1]: where the imputation chains start."""
+        """The mean atlas image, float (H, W[, C]) in [0, 1]: where the imputation chains start."""
         return self.images.astype(np.float64).mean(0) / 255.0
 
     @property
     def title(self) -> str:
-        return DATASETS[self.key]
+        title = self.info.get("title")
+        return title if isinstance(title, str) and title else SHIPPED.get(self.key, self.key)
+
+    @property
+    def format(self) -> Format:
+        """The dataset's image format: the atlas images' shape, and dataset.json's upload preprocessing (else digit
+        for grayscale, photo for colour)."""
+        if self.images is not None:
+            size = self.images.shape[1]
+            channels = 1 if self.images.ndim == 3 else self.images.shape[3]
+        else:
+            size, channels = int(self.info.get("image_size", 28)), int(self.info.get("image_channels", 1))
+        pre = self.info.get("preprocess")
+        return Format(size, channels, pre if pre in ("digit", "photo") else ("digit" if channels == 1 else "photo"))
 
     def require(self, *names: str) -> list[ModelView]:
         """The named models, or a LookupError whose message says what is missing and how to fix it."""
@@ -164,12 +194,14 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     """Load atlas + models of one dataset (`names`, default every model folder and the app's four); never raises
     for missing files, records them in .problems."""
     device = device or default_device()
-    b = DatasetBundle(key=key, root=root / key)
+    b = DatasetBundle(key=key, root=root / key, info=read_info(root / key))
     atlas = b._atlas = _read_atlas(b)  # kept: models named later load from it (load_more)
     b.scorecard = scorecard.load(b.root / "scorecard.json")
     if atlas is None:
         b.images = None
     names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else names
+    if key not in SHIPPED:  # a dataset of one's own may hold any models: the app's four are not expected of it
+        names = [n for n in names if n in find_models(b.root)]
     _load_models(b, names, atlas, device)
     return b
 
@@ -253,4 +285,4 @@ def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.
 
 def load_all(root: Path | None = None, device: torch.device | None = None, names=None) -> dict[str, DatasetBundle]:
     root = Path(root) if root is not None else checkpoint_root()
-    return {key: load_dataset(key, root, device, names) for key in DATASETS}
+    return {key: load_dataset(key, root, device, names) for key in find_datasets(root)}

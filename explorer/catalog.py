@@ -1,7 +1,10 @@
-"""What the app expects on disk, without importing torch: dataset names, model names, file checks.
+"""What is on disk, without importing torch: the datasets and models of the checkpoint root, file checks.
 
-The app shows this at start-up (before torch and the models are loaded) so that a missing
-checkpoint is named at once; deeper checks (a corrupt file) come when the models load.
+A dataset is a folder under the checkpoint root holding its atlas.npz (and dataset.json: its title, classes, image
+format and upload preprocessing; training/export.py writes both). A model is any subfolder holding config.json and
+model.safetensors. No list of names in the code decides what the app shows: a new folder appears on the next start.
+The shipped datasets are expected: the app names their missing files at start-up (before torch and the models
+are loaded); deeper checks (a corrupt file) come when the models load.
 """
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import json
 import os
 from pathlib import Path
 
-DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
-APP_MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")  # the models the tabs compare; every other model folder loads too
+SHIPPED = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # the datasets checkpoints/ ships (expected, listed first)
+APP_MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")  # the models the app loads at start; every other one on first use
+INFO_NAME = "dataset.json"
 REGENERATE = "make checkpoints"
 MODEL_FILES = ("config.json", "model.safetensors")
 
@@ -21,8 +25,32 @@ def checkpoint_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
 
 
+def find_datasets(root: Path) -> dict[str, str]:
+    """{folder name: title} of every dataset under the checkpoint root: the shipped ones first (even when missing,
+    so that the app can say what to regenerate), then every other folder holding an atlas.npz, by name."""
+    root = Path(root)
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "atlas.npz").is_file()) if root.is_dir() else []
+    return {key: dataset_title(root, key) for key in [*SHIPPED, *(k for k in others if k not in SHIPPED)]}
+
+
+def read_info(folder: Path) -> dict:
+    """dataset.json of a dataset folder ({} if absent or unreadable: the atlas and configs then speak for it)."""
+    try:
+        info = json.loads((Path(folder) / INFO_NAME).read_text())
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def dataset_title(root: Path, key: str) -> str:
+    title = read_info(Path(root) / key).get("title")
+    return title if isinstance(title, str) and title else SHIPPED.get(key, key)
+
+
 def missing_files(root: Path, dataset: str) -> list[str]:
-    """The expected files of one dataset that do not exist (the atlas, then each model's two files)."""
+    """The expected files of a shipped dataset that do not exist (the atlas, then each app model's two files)."""
+    if dataset not in SHIPPED:
+        return []
     folder = Path(root) / dataset
     expected = [folder / "atlas.npz"] + [folder / m / f for m in APP_MODELS for f in MODEL_FILES]
     return [str(p) for p in expected if not p.is_file()]

@@ -1,28 +1,52 @@
-"""Turn any user image (upload or drawing) into the dataset's 28x28 format, and images into display tiles.
+"""Turn any user image (upload or drawing) into a dataset's format, and images into display tiles.
 
-MNIST-style normalization (LeCun et al., the MNIST page): crop to the content's bounding box, scale it
-to fit a 20x20 box keeping the aspect ratio, then paste it into 28x28 so that its center of mass lies
-at the center. Polarity: the datasets are light objects on black; a dark object on light paper (the
-usual photo or scan) is inverted first, decided by the border pixels (the paper).
+A dataset's format (`Format`, from its dataset.json) is its image size, its channels (1: grayscale (H, W) uint8;
+3: RGB (H, W, 3)) and how an upload is prepared:
+- "digit" (MNIST, Fashion-MNIST, near-binary data): MNIST-style normalization (LeCun et al., the MNIST page):
+  crop to the content's bounding box, scale it to fit a box of 20/28 of the side keeping the aspect ratio, then
+  paste it so that its center of mass lies at the center. Polarity: these datasets are light objects on black; a
+  dark object on light paper (the usual photo or scan) is inverted first, decided by the border pixels (the paper).
+- "photo": resize the shorter side to the dataset's size, then crop the centre; colours kept.
 """
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_SIDE = 8000  # refuse larger uploads before decoding any pixel (Image.open only reads the header)
-SIZE, BOX = 28, 20
+SIZE, BOX = 28, 20  # MNIST's side and the box its digits are scaled into
 
 
 class InputError(ValueError):
     """An input the app cannot use, with a message meant for the person who sent it."""
 
 
-def load_upload(path: str | os.PathLike) -> np.ndarray:
-    """Image file of any size, mode and polarity -> uint8 (28, 28), light object on black."""
+@dataclass(frozen=True)
+class Format:
+    """A dataset's image format: size x size pixels, 1 (grayscale) or 3 (RGB) channels, upload preprocessing."""
+
+    size: int = SIZE
+    channels: int = 1
+    preprocess: str = "digit"  # "digit" or "photo"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The numpy shape of one image: (H, W) grayscale, (H, W, 3) RGB."""
+        return (self.size, self.size) if self.channels == 1 else (self.size, self.size, self.channels)
+
+    def describe(self) -> str:
+        return f"{self.size}x{self.size} {'grayscale' if self.channels == 1 else 'RGB'}"
+
+
+MNIST = Format()
+
+
+def load_upload(path: str | os.PathLike, fmt: Format = MNIST) -> np.ndarray:
+    """Image file of any size, mode and polarity -> uint8 image of the dataset's format (fmt.shape)."""
     if path is None or not os.path.isfile(path):
         raise InputError("No file received: choose an image file (PNG, JPEG, BMP, GIF, TIFF, WebP).")
     try:
@@ -41,7 +65,7 @@ def load_upload(path: str | os.PathLike) -> np.ndarray:
                         raise InputError("The image is empty (0 pixels).")
                     im.seek(0)  # first frame of a GIF / multi-page TIFF
                     im.load()
-                    gray = to_gray(im)
+                    pixels = to_gray(im) if fmt.channels == 1 else to_rgb(im)
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except InputError:
@@ -50,7 +74,37 @@ def load_upload(path: str | os.PathLike) -> np.ndarray:
         raise InputError("This file is not an image PIL can read: upload a PNG, JPEG, BMP, GIF, TIFF or WebP.") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated / corrupt files
         raise InputError(f"The image file is damaged or truncated and cannot be decoded ({type(e).__name__}).") from None
-    return to_dataset_format(gray)
+    return to_format(pixels, fmt)
+
+
+def to_format(pixels: np.ndarray, fmt: Format = MNIST) -> np.ndarray:
+    """float (H, W) or (H, W, 3) in [0, 1] -> uint8 image of the dataset's format (fmt.shape), prepared by
+    fmt.preprocess (the module docstring)."""
+    a = np.asarray(pixels, np.float32)
+    if fmt.preprocess == "digit":
+        gray = a if a.ndim == 2 else a[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = to_dataset_format(gray, fmt.size)
+        return out if fmt.channels == 1 else np.repeat(out[..., None], fmt.channels, axis=2)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    im = Image.fromarray((np.clip(a[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+    w, h = im.size
+    scale = fmt.size / min(w, h)
+    nw, nh = max(fmt.size, round(w * scale)), max(fmt.size, round(h * scale))
+    im = im.resize((nw, nh), Image.LANCZOS if scale < 1 else Image.BICUBIC)
+    left, top = (nw - fmt.size) // 2, (nh - fmt.size) // 2
+    im = im.crop((left, top, left + fmt.size, top + fmt.size))
+    return np.asarray(im.convert("L") if fmt.channels == 1 else im, np.uint8)
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """Any PIL mode -> float32 (H, W, 3) in [0, 1]; alpha over white, as to_gray."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return np.repeat(to_gray(im)[..., None], 3, axis=2)
+    im = ImageOps.exif_transpose(im)
+    rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+    alpha = rgba[..., 3:4]
+    return rgba[..., :3] * alpha + (1.0 - alpha)
 
 
 def to_gray(im: Image.Image) -> np.ndarray:
@@ -77,6 +131,11 @@ def to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
 
 
+def drawing_to_format(value, fmt: Format = MNIST) -> np.ndarray:
+    """A gr.Sketchpad value -> uint8 image of the dataset's format."""
+    return to_format(drawing_to_gray(value), fmt)
+
+
 def drawing_to_gray(value) -> np.ndarray:
     """A gr.Sketchpad value (dict with 'composite', or an array) -> float32 (H, W) in [0, 1]."""
     arr = value.get("composite") if isinstance(value, dict) else value
@@ -98,8 +157,8 @@ def load_gray_file(path: str) -> np.ndarray:
         return to_gray(im)
 
 
-def to_dataset_format(gray: np.ndarray) -> np.ndarray:
-    """float (H, W) in [0, 1], any polarity -> uint8 (28, 28): light object centred on black."""
+def to_dataset_format(gray: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """float (H, W) in [0, 1], any polarity -> uint8 (size, size): light object centred on black (MNIST's way)."""
     g = np.asarray(gray, dtype=np.float32)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     background = float(np.median(border))
@@ -112,22 +171,23 @@ def to_dataset_format(gray: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(g > 0.1)
     crop = g[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
     h, w = crop.shape
-    scale = BOX / max(h, w)
+    scale = BOX * size / SIZE / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     small = np.asarray(
         Image.fromarray((crop * 255).astype(np.uint8), "L").resize((nw, nh), Image.LANCZOS), dtype=np.float32
     )
-    out = np.zeros((SIZE, SIZE), np.float32)
+    out = np.zeros((size, size), np.float32)
     total = small.sum()
     cy, cx = ((np.arange(nh)[:, None] * small).sum() / total, (np.arange(nw)[None, :] * small).sum() / total)
-    top = int(np.clip(round(SIZE / 2 - 0.5 - cy), 0, SIZE - nh))
-    left = int(np.clip(round(SIZE / 2 - 0.5 - cx), 0, SIZE - nw))
+    top = int(np.clip(round(size / 2 - 0.5 - cy), 0, size - nh))
+    left = int(np.clip(round(size / 2 - 0.5 - cx), 0, size - nw))
     out[top: top + nh, left: left + nw] = small
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def upscale(img: np.ndarray, factor: int = 5) -> np.ndarray:
-    """(H, W) float in [0, 1] or uint8 -> uint8 (H*f, W*f), nearest neighbour (keeps the pixels visible)."""
+    """(H, W) or (H, W, C) float in [0, 1] or uint8 -> uint8 (H*f, W*f[, C]), nearest neighbour (keeps the pixels
+    visible)."""
     a = np.asarray(img)
     if a.dtype != np.uint8:
         a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -135,11 +195,11 @@ def upscale(img: np.ndarray, factor: int = 5) -> np.ndarray:
 
 
 def tile(images: np.ndarray, ncols: int, pad: int = 2, factor: int = 2) -> np.ndarray:
-    """(N, H, W) in [0, 1] -> uint8 grid image with `ncols` columns and a grey padding."""
+    """(N, H, W) or (N, H, W, C) in [0, 1] -> uint8 grid image with `ncols` columns and a grey padding."""
     images = np.asarray(images, dtype=np.float32)
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
     nrows = -(-n // ncols)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 0.35, np.float32)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, *images.shape[3:]), 0.35, np.float32)
     for i, im in enumerate(images):
         r, c = divmod(i, ncols)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im

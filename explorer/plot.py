@@ -75,4 +75,4 @@ class Scatter:
 
 def legend_markdown(class_names) -> str:
     """One line of coloured squares with the class names."""
-    return " ".join(f'<span style="color:{PALETTE[i]}">&#9632;</span>&nbsp;{n}' for i, n in enumerate(class_names))
+    return " ".join(f'<span style="color:{PALETTE[i % len(PALETTE)]}">&#9632;</span>&nbsp;{n}' for i, n in enumerate(class_names))

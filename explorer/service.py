@@ -7,28 +7,39 @@ import numpy as np
 
 from . import latent
 from .catalog import APP_MODELS
-from .images import InputError, to_dataset_format, tile, upscale
+from .images import MNIST, Format, InputError, to_format, tile, upscale
 
-SHOW = 4  # display upscale factor for single 28x28 images
+SHOW = 4  # display upscale factor for single 28x28 images (show_factor: about 112 pixels a side at any size)
 N_POSTERIOR = 6
 
 if TYPE_CHECKING:  # annotations only: this module does not import torch (the app imports it before the models)
     from .bundle import DatasetBundle, ModelView
 
 
-def as_input(image) -> np.ndarray:
-    """Any image array (the 28x28 current input, or a user image) -> uint8 (28, 28) dataset format."""
+def show_factor(fmt: Format) -> int:
+    """Display upscale of a single image: about 112 pixels a side (4x at 28x28 and 32x32, 2x at 64x64)."""
+    return max(1, round(112 / fmt.size))
+
+
+def as_input(image, fmt: Format = MNIST) -> np.ndarray:
+    """Any image array (the current input, or a user image) -> uint8 image of the dataset's format (fmt.shape):
+    an image of the right size passes as is (grayscale <-> RGB converted); any other is prepared as an upload."""
     if image is None:
         raise InputError("No input image yet: pick a test image, upload a file or draw something.")
     a = np.asarray(image)
-    if a.ndim == 3:
-        a = a[..., :3].mean(2) if a.shape[2] >= 3 else a[..., 0]
-    if a.shape == (28, 28):
-        return np.clip(a, 0, 255).astype(np.uint8)
-    if a.ndim != 2 or min(a.shape) < 1:
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if a.ndim not in (2, 3) or min(a.shape[:2]) < 1 or (a.ndim == 3 and a.shape[2] not in (1, 3)):
         raise InputError(f"Expected a 2-D grayscale or RGB image, got an array of shape {np.asarray(image).shape}.")
-    g = a.astype(np.float32) / (255.0 if a.max() > 1 else 1.0)
-    return to_dataset_format(g)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.shape[:2] == (fmt.size, fmt.size):
+        a = np.clip(a, 0, 255).astype(np.uint8) if a.max() > 1 or a.dtype == np.uint8 else (a * 255 + 0.5).astype(np.uint8)
+        if fmt.channels == 1:
+            return a if a.ndim == 2 else (a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5).astype(np.uint8)
+        return a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
+    f = a.astype(np.float32) / (255.0 if a.max() > 1 else 1.0)
+    return to_format(f, fmt)
 
 
 def as_seed(value) -> int:
@@ -90,7 +101,7 @@ def as_label(view: ModelView, label) -> int | None:
 
 
 def every_class(view: ModelView, z: np.ndarray) -> np.ndarray:
-    """A conditional model's decodes of each code with every class: (len(z) * K, 28, 28), code-major."""
+    """A conditional model's decodes of each code with every class: (len(z) * K, H, W[, C]), code-major."""
     k = view.num_classes
     return view.decode(np.repeat(z, k, axis=0), np.tile(np.arange(k), len(z)))
 
@@ -99,17 +110,18 @@ def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR, n
     """Each model's reconstruction (the posterior mean's decode) and, for a VAE, decodes of z ~ q(z|x); for a
     class-conditional model, the posterior mean decoded with every class (its own label and wrong ones)."""
     views = pair(b, names)
-    img = as_input(image)
+    img = as_input(image, b.format)
     x = img.astype(np.float32) / 255.0
     seed = as_seed(seed)
-    out = {"input": upscale(img, SHOW), "errors": {}, "names": [v.name for v in views]}
+    show = show_factor(b.format)
+    out = {"input": upscale(img, show), "errors": {}, "names": [v.name for v in views]}
     lines = ["| model | MSE / pixel of the reconstruction | of each z ~ q(z\\|x) decode (seed "
              f"{int(seed)}) | posterior std (mean over dims) |", "|---|---|---|---|"]
     for slot, view in zip(SLOTS, views):
         y = as_label(view, label)
         mean, std = view.encode(img[None], y)
         rec = view.decode(mean, y)[0]
-        out[slot] = upscale(rec, SHOW)
+        out[slot] = upscale(rec, show)
         extra, errs = None, []
         if view.is_vae:
             samples = view.posterior_samples(img, n_samples, torch_seed(seed), y)
@@ -191,7 +203,7 @@ def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str, names
         raise InputError(f"steps must be 2..20, got {steps}.")
     if mode not in ("linear", "spherical"):
         raise InputError(f"mode must be 'linear' or 'spherical', got {mode!r}.")
-    a, c = as_input(image_a), as_input(image_b)
+    a, c = as_input(image_a, b.format), as_input(image_b, b.format)
     fn = latent.lerp if mode == "linear" else latent.slerp
     views = pair(b, names)
     out, dists = {"names": [v.name for v in views]}, {}
@@ -221,7 +233,7 @@ def slider_start(b: DatasetBundle, image=None, names=None, label=None) -> dict[s
     out = {}
     for slot, view in zip(SLOTS, pair(b, names)):
         y = as_label(view, label) if image is not None else None
-        z = view.encode(as_input(image)[None], y)[0][0] if image is not None else np.zeros(view.latent_dim, np.float32)
+        z = view.encode(as_input(image, b.format)[None], y)[0][0] if image is not None else np.zeros(view.latent_dim, np.float32)
         z = np.clip(np.round(z, 2), view.ranges[:, 0], view.ranges[:, 1])  # 2 decimals: the sliders' step
         out[slot] = z[view.order]
     return out
@@ -258,7 +270,7 @@ def decode_sliders(b: DatasetBundle, a_values, b_values, names=None, label=None)
             d = int(bad[0])
             raise InputError(f"{view.title} z{d} = {z[d]:.3g} is outside its range "
                              f"[{lo[d]:.3g}, {hi[d]:.3g}] (0.5%..99.5% quantiles of the atlas codes).")
-        images.append(upscale(view.decode(z[None], as_label(view, label))[0], SHOW))
+        images.append(upscale(view.decode(z[None], as_label(view, label))[0], show_factor(b.format)))
     return images[0], images[1]
 
 
@@ -266,7 +278,7 @@ def place(b: DatasetBundle, image, names=None, label=None) -> dict:
     """Encode the input with both models and mark it on each model's 2-D atlas map (kNN, no UMAP): the UMAP of a
     model's codes, or for a 2-D model its latent plane itself."""
     out = {}
-    img = as_input(image)
+    img = as_input(image, b.format)
     for slot, view in zip(SLOTS, pair(b, names)):
         z, _ = view.encode(img[None], as_label(view, label))
         xy = latent.knn_place(z, view.codes, view.map_xy)[0] if view.latent_dim > 2 else z[0]
@@ -283,15 +295,16 @@ def point(b: DatasetBundle, index: int, image=None, names=None, label=None) -> d
         raise InputError(f"atlas index must be 0..{len(b.images) - 1}, got {index}.")
     i = int(index)
     img = b.images[i]
-    out = {"image": upscale(img, SHOW), "index": i,
+    show = show_factor(b.format)
+    out = {"image": upscale(img, show), "index": i,
            "text": f"Atlas image {i}: **{b.class_names[int(b.labels[i])]}**"}
     for slot, view in zip(SLOTS, views):
         own = int(b.labels[i]) if view.conditional else None
         z, _ = view.encode(img[None], own)
-        out[slot] = upscale(view.decode(z, own)[0], SHOW)
+        out[slot] = upscale(view.decode(z, own)[0], show)
         marks = [(view.map_xy[i], "black")]
         if image is not None:
-            zc = view.encode(as_input(image)[None], as_label(view, label))[0]
+            zc = view.encode(as_input(image, b.format)[None], as_label(view, label))[0]
             marks.append((latent.knn_place(zc, view.codes, view.map_xy)[0] if view.latent_dim > 2 else zc[0], "red"))
         out[slot + "_map"] = view.scatter.render(marks)
     return out
@@ -317,7 +330,7 @@ def manifold(b: DatasetBundle, n: int = 15, image=None, names=("ae-2", "vae-2"),
         out[slot] = tile(view.decode(z, None if y is None else np.full(len(z), y)), ncols=int(n), pad=0, factor=1)
         marks = []
         if image is not None:
-            marks.append((view.encode(as_input(image)[None], y)[0][0], "red"))
+            marks.append((view.encode(as_input(image, b.format)[None], y)[0][0], "red"))
         out[slot + "_scatter"] = view.scatter.render(marks)
     return out
 
@@ -339,13 +352,13 @@ def _scorecard(b: DatasetBundle) -> dict:
 
 
 def input_scores(view: ModelView, image: np.ndarray, entry: dict) -> dict[str, float]:
-    """The anomaly scores of one uint8 (28, 28) image under a model, preprocessed as its scorecard's test set
-    (binarized with seed 0 where the model's evaluation binarizes; the same generators as the scorecard)."""
+    """The anomaly scores of one uint8 image (the model's format) under a model, preprocessed as its scorecard's
+    test set (binarized with seed 0 where the model's evaluation binarizes; the same generators as the scorecard)."""
     import torch
 
     from .anomaly import anomaly_scores
 
-    x = torch.as_tensor(image, dtype=torch.float32).div(255.0)[None, None]
+    x = view.to_tensor(np.asarray(image)[None]).cpu()
     if entry.get("binarized"):
         x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
     g1, g2 = (torch.Generator(view.device).manual_seed(s) for s in (1, 2))
@@ -366,7 +379,7 @@ def anomaly(b: DatasetBundle, image, ood_set: str | None = None, vae_score: str 
         raise InputError(str(e)) from None
     if vae_score not in SCORES:
         raise InputError(f"VAE score must be one of {list(SCORES)}, got {vae_score!r}.")
-    img = as_input(image)
+    img = as_input(image, b.format)
     rows, plots, calls = [], {}, {}
     for view in b.require("ae-16", "vae-16"):
         entry = card["models"].get(view.name, {}).get("tasks", {}).get("ood")
@@ -431,7 +444,7 @@ SAMPLERS = {"metropolis_within_gibbs": "Metropolis-within-Gibbs", "pseudo_gibbs"
 
 def as_mask(mask: str, painted, seed: int, size: int = 28) -> np.ndarray:
     """A preset name (explorer.impute.MASKS; random ones drawn from `seed`) or 'painted' with a painted
-    (H, W) array (non-zero = missing; any whole multiple of 28 a side) -> bool (28, 28), True = missing."""
+    (H, W) square array of at least `size` a side (non-zero = missing) -> bool (size, size), True = missing."""
     import torch
 
     from .impute import MASKS, preset_mask
@@ -447,20 +460,28 @@ def as_mask(mask: str, painted, seed: int, size: int = 28) -> np.ndarray:
     if a.ndim == 3:
         a = a.max(2)
     h, w = a.shape[:2] if a.ndim >= 2 else (0, 0)
-    if a.ndim != 2 or h != w or h < size or h % size:
-        raise InputError(f"The painted mask is {'x'.join(map(str, a.shape))}; it must be square, {size}x{size} or "
-                         f"a whole multiple of it (the editor's canvas is {size * 10}x{size * 10}).")
-    f = h // size
-    covered = (a > 0).reshape(size, f, size, f).mean((1, 3))
+    if a.ndim != 2 or h != w or h < size:
+        raise InputError(f"The painted mask is {'x'.join(map(str, a.shape))}; it must be square and at least "
+                         f"{size}x{size} (the image's size).")
+    from PIL import Image
+
+    # the painted share of each image pixel's area (a box filter: the block mean when h is a multiple of size)
+    covered = np.asarray(Image.fromarray((a > 0).astype(np.float32), "F").resize((size, size), Image.BOX))
     return covered >= 0.3  # a pixel counts as painted when 30 % of its area is
 
 
 def masked_picture(img: np.ndarray, missing: np.ndarray, factor: int = SHOW) -> np.ndarray:
-    """The observed pixels in grey, the missing ones in dark red: uint8 (H*f, W*f, 3)."""
+    """The observed pixels as they are (grey or colour), the missing ones in dark red: uint8 (H*f, W*f, 3)."""
     g = np.asarray(img, np.float64) / 255.0 if img.dtype == np.uint8 else np.asarray(img, np.float64)
-    rgb = np.stack([g, g, g], -1)
+    rgb = np.stack([g, g, g], -1) if g.ndim == 2 else g[..., :3].copy()
     rgb[missing] = (0.45, 0.05, 0.05)
     return np.repeat(np.repeat((rgb * 255 + 0.5).astype(np.uint8), factor, 0), factor, 1)
+
+
+def as_images(x) -> np.ndarray:
+    """float tensor (B, C, H, W) -> numpy (B, H, W) grayscale or (B, H, W, C) colour, as the app shows images."""
+    x = x.float().cpu()
+    return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).numpy()
 
 
 def impute(b: DatasetBundle, image, mask: str = "bottom_half", painted=None, n_samples: int = 6,
@@ -478,17 +499,18 @@ def impute(b: DatasetBundle, image, mask: str = "bottom_half", painted=None, n_s
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}.")
     seed = as_seed(seed)
-    img = as_input(image)
-    missing = as_mask(mask, painted, seed)
+    fmt = b.format
+    img = as_input(image, fmt)
+    missing = as_mask(mask, painted, seed, fmt.size)
     if not missing.any():
         raise InputError("The mask hides no pixel: nothing to fill in. Choose a preset, or paint over the image.")
     if missing.all():
         raise InputError("The mask hides every pixel: nothing is observed to fill in from. Leave some pixels visible.")
     ae, vae = b.require("ae-16", "vae-16")
     device = vae.device
-    truth = torch.as_tensor(img, dtype=torch.float32, device=device).div(255.0)[None, None]
-    m = torch.as_tensor(missing, device=device)[None, None]
-    start = torch.as_tensor(b.mean_image, dtype=torch.float32, device=device)
+    truth = vae.to_tensor(img[None])  # (1, C, H, W)
+    m = torch.as_tensor(missing, device=device)[None, None].expand_as(truth)  # every channel of a hidden pixel
+    start = vae.to_tensor((b.mean_image * 255)[None])[0]  # (C, H, W)
     g = torch.Generator(device).manual_seed(int(seeded_rng(seed).integers(2**62)))
     ae_fill = imp.ae_fill(ae.model, truth, m, start, int(steps))
     vae_fill = imp.ae_fill(vae.model, truth, m, start, int(steps))
@@ -502,6 +524,7 @@ def impute(b: DatasetBundle, image, mask: str = "bottom_half", painted=None, n_s
     observed = ~m
     changed = max(float((v - truth)[observed.expand_as(v)].abs().max()) for v in [*fills.values(), *r.means])
     spread = float(r.means[:, 0].std(0)[m[0]].mean()) if int(n_samples) > 1 else 0.0
+    show = show_factor(fmt)
     lines = ["| fill | MSE on the missing pixels |", "|---|---|"]
     best = min(errors, key=errors.get)
     lines += [f"| {'**' + k + '**' if k == best else k} | {v:.4f} |" for k, v in errors.items()]
@@ -510,9 +533,107 @@ def impute(b: DatasetBundle, image, mask: str = "bottom_half", painted=None, n_s
             f"deviation over the missing pixels): {spread:.3f}." + (
                 f" Proposals accepted: {r.acceptance:.0%}." if sampler == "metropolis_within_gibbs" else "")
             + f" Observed pixels changed by at most {changed:.1g} (never changed).")
-    to_np = lambda t: t[0, 0].float().cpu().numpy()  # noqa: E731
-    return {"masked": masked_picture(img, missing), "ae": upscale(to_np(ae_fill), SHOW),
-            "vae_mean": upscale(to_np(r.mean), SHOW),
-            "vae_samples": tile(r.means[:, 0, 0].float().cpu().numpy(), ncols=min(int(n_samples), 8), factor=3),
+    return {"masked": masked_picture(img, missing, show), "ae": upscale(as_images(ae_fill)[0], show),
+            "vae_mean": upscale(as_images(r.mean)[0], show),
+            "vae_samples": tile(as_images(r.means[:, 0]), ncols=min(int(n_samples), 8), factor=3),
             "text": text, "errors": errors, "missing": missing, "observed_change": changed, "spread": spread,
             "acceptance": r.acceptance}
+
+
+# ---- Diagnostics tab -------------------------------------------------------------------------------
+def model_files(b: DatasetBundle, name: str) -> tuple[dict, dict]:
+    """(config.json, metrics.json) of a model folder, read as JSON (no model loaded); InputError if unusable."""
+    import json
+
+    from .catalog import find_models
+
+    if name not in find_models(b.root):
+        raise InputError(f"{b.title} has no model {name!r}; choose one of {find_models(b.root)}.")
+    try:
+        config = json.loads((b.root / name / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise LookupError(f"{b.title}/{name}: config.json is unreadable ({type(e).__name__}).") from None
+    try:
+        metrics = json.loads((b.root / name / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    return config, metrics
+
+
+def model_health(b: DatasetBundle, name: str) -> tuple[dict, dict, np.ndarray, np.ndarray | None]:
+    """(verdict, metrics, atlas codes, KL per dimension or None) of one model, from its files and the atlas."""
+    from . import diagnostics as dg
+
+    config, metrics = model_files(b, name)
+    atlas = b._atlas or {}
+    if f"{name}__mean" not in atlas:
+        raise LookupError(f"{b.title}/{name}: the atlas has no codes of this model; rebuild it with "
+                          f"`python -m training.export --dataset {b.info.get('spec', b.key)}`.")
+    codes = atlas[f"{name}__mean"].astype(np.float64)
+    is_vae = config.get("bottleneck") == "vae"
+    kl = None
+    if is_vae:
+        kl = metrics.get("eval", {}).get("kl_per_dim")
+        if kl is None or len(kl) != codes.shape[1]:  # the closed-form KL of the atlas posteriors to N(0, I)
+            std = atlas[f"{name}__std"].astype(np.float64)
+            kl = (0.5 * (codes**2 + std**2 - 1.0 - 2 * np.log(std))).mean(0)
+    title = config.get("title") or name.upper()
+    return dg.verdict(name, title, is_vae, kl, codes, metrics), metrics, codes, kl
+
+
+def diagnostics(b: DatasetBundle, name: str | None = None) -> dict:
+    """The Diagnostics tab: every model's verdict (a table), and for `name` (default the VAE-16) its training
+    curves, its KL (or code variance) per dimension and its verdict with remedies."""
+    from . import diagnostics as dg
+    from .catalog import find_models
+
+    if b.images is None:
+        raise LookupError(f"{b.title}: atlas.npz is missing; regenerate it (`training.export`).")
+    names = [n for n in find_models(b.root) if f"{n}__mean" in (b._atlas or {})]
+    if not names:
+        raise LookupError(f"{b.title}: no model with atlas codes to diagnose.")
+    name = name or ("vae-16" if "vae-16" in names else names[0])
+    verdicts = [model_health(b, n)[0] for n in names]
+    v, metrics, codes, kl = model_health(b, name)
+    return {"names": names, "name": name, "verdicts": verdicts, "verdict": v,
+            "summary": dg.summary_markdown(verdicts), "curves": dg.curves_frame(metrics),
+            "kl": dg.kl_frame(kl, codes), "text": v["text"]}
+
+
+# ---- Downloads -------------------------------------------------------------------------------------
+def interpolation_gifs(b: DatasetBundle, image_a, image_b, steps: int, mode: str, folder, names=None,
+                       label=None) -> list:
+    """The interpolation strip of each model as an animated GIF (one frame per step): [Model A's, Model B's]."""
+    from . import exports
+
+    if not (2 <= int(steps) <= 20):
+        raise InputError(f"steps must be 2..20, got {steps}.")
+    if mode not in ("linear", "spherical"):
+        raise InputError(f"mode must be 'linear' or 'spherical', got {mode!r}.")
+    a, c = as_input(image_a, b.format), as_input(image_b, b.format)
+    fn = latent.lerp if mode == "linear" else latent.slerp
+    out = []
+    for slot, view in zip(SLOTS, pair(b, names)):
+        y = as_label(view, label)
+        z = fn(view.encode(a[None], y)[0][0], view.encode(c[None], y)[0][0], int(steps))
+        frames = view.decode(z, y)
+        out.append(exports.gif_file(folder, f"interpolation-{b.key}-{view.name}-{mode}-{int(steps)}", frames,
+                                    show_factor(b.format)))
+    return out
+
+
+def codes_csv(b: DatasetBundle, name: str, folder, image=None, label=None) -> list:
+    """A model's atlas codes as CSV (one row per atlas image: index, label, class, map x/y, z), and, given an image,
+    that image's code and map position as a second CSV (its row's index reads 'input')."""
+    from . import exports
+
+    (view,) = pair(b, (name, name))[:1]
+    atlas = exports.codes_csv(view.codes, view.map_xy, b.labels, b.class_names)
+    files = [exports.csv_file(folder, f"codes-{b.key}-{view.name}-atlas", atlas)]
+    if image is not None:
+        img = as_input(image, b.format)
+        z = view.encode(img[None], as_label(view, label))[0]
+        xy = latent.knn_place(z, view.codes, view.map_xy) if view.latent_dim > 2 else z
+        files.append(exports.csv_file(folder, f"codes-{b.key}-{view.name}-input",
+                                      exports.codes_csv(z, xy, None, [], index=np.array([-1]))))
+    return files

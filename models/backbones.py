@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import ModelConfig, conv_depth
 
 
 def act(config: ModelConfig) -> nn.Module:
@@ -16,17 +16,25 @@ def act(config: ModelConfig) -> nn.Module:
     return nn.ReLU() if config.activation == "relu" else nn.ELU()
 
 
+def conv_widths(config: ModelConfig) -> list[int]:
+    """Output channels of each stride-2 conv: channels, 2x, 4x, then 4x again (config.conv_depth of them)."""
+    return [config.channels * min(2**i, 4) for i in range(conv_depth(config.image_size))]
+
+
 class ConvEncoder(nn.Module):
-    """(B, C, H, W) -> (B, hidden_dim): two stride-2 convs then a linear layer."""
+    """(B, C, H, W) -> (B, hidden_dim): stride-2 convs (two at 28x28, more as images grow) then a linear layer."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        c, s = config.channels, config.image_size // 4
+        widths = conv_widths(config)
+        s = config.image_size // 2 ** len(widths)  # side after the convs: 7 at 28x28, 4 at 32x32 and 64x64
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([config.image_channels] + widths[:-1], widths):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), act(config)]  # halves H and W
         self.net = nn.Sequential(
-            nn.Conv2d(config.image_channels, c, 4, stride=2, padding=1), act(config),  # (B, c, H/2, W/2)
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), act(config),  # (B, 2c, H/4, W/4)
+            *layers,
             nn.Flatten(),
-            nn.Linear(2 * c * s * s, config.hidden_dim), act(config),
+            nn.Linear(widths[-1] * s * s, config.hidden_dim), act(config),
         )
         self.out_dim = config.hidden_dim
 
@@ -39,13 +47,19 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        c, s = config.channels, config.image_size // 4
+        widths = conv_widths(config)
+        s = config.image_size // 2 ** len(widths)
+        layers: list[nn.Module] = []
+        outs = widths[-2::-1] + [config.image_channels]  # mirror: back down the widths, then to the image
+        for i, (c_in, c_out) in enumerate(zip(widths[::-1], outs)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))  # doubles H and W
+            if i < len(outs) - 1:
+                layers.append(act(config))
         self.net = nn.Sequential(
             nn.Linear(config.decoder_input_dim, config.hidden_dim), act(config),
-            nn.Linear(config.hidden_dim, 2 * c * s * s), act(config),
-            nn.Unflatten(1, (2 * c, s, s)),  # (B, 2c, H/4, W/4)
-            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), act(config),  # (B, c, H/2, W/2)
-            nn.ConvTranspose2d(c, config.image_channels, 4, stride=2, padding=1),  # (B, C, H, W)
+            nn.Linear(config.hidden_dim, widths[-1] * s * s), act(config),
+            nn.Unflatten(1, (widths[-1], s, s)),
+            *layers,
         )
 
     def forward(self, z: Tensor) -> Tensor:

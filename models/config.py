@@ -83,8 +83,10 @@ class ModelConfig(JsonConfig):
                      "prior_components", "flow_steps", "flow_hidden", "flow_context", "num_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.family == "conv" and self.image_size % 4:
-            raise ValueError(f"the conv family halves the image twice: image_size must be divisible by 4, got {self.image_size}")
+        if self.family == "conv" and self.image_size % 2 ** conv_depth(self.image_size):
+            d = conv_depth(self.image_size)
+            raise ValueError(f"the conv family halves a {self.image_size}-pixel image {d} times: image_size must be "
+                             f"divisible by {2 ** d}, got {self.image_size}")
         if not (0 < self.gaussian_std < math.inf):  # also rejects NaN
             raise ValueError(f"gaussian_std must be > 0, got {self.gaussian_std}")
         if self.prior != "standard" and not self.is_variational:
@@ -103,6 +105,15 @@ class ModelConfig(JsonConfig):
     def is_variational(self) -> bool:
         return self.bottleneck == "vae"
 
+
+
+def conv_depth(image_size: int) -> int:
+    """Stride-2 convolutions of the conv family: at least 2, then as many as bring the side down to 7 or less
+    (28 -> 2, as every shipped model; 32 -> 3; 64 -> 4), so the flattened features stay small as images grow."""
+    d = 2
+    while image_size / 2**d > 7:
+        d += 1
+    return d
 
 
 def _literal_choices(obj, name: str) -> tuple:

@@ -77,3 +77,45 @@ def client(app):
     from gradio_client import Client
 
     return Client(app.url, verbose=False)
+
+
+# ---- tests/test_own_data.py's `training.explore` run, started with the session ---------------------------
+EXPLORE: dict = {}
+
+
+def pytest_collection_finish(session):
+    """Start the `training.explore` run of tests/test_own_data.py (about a minute, mostly UMAP's one-thread JIT)
+    as soon as the tests are collected: it overlaps the tests before it instead of adding its minute to the suite."""
+    if any("test_own_data.py" in item.nodeid for item in session.items):
+        start_explore()
+
+
+def start_explore() -> dict:
+    """A 32x32 RGB shapes folder (class subfolders) and `python -m training.explore` on it (tiny epochs) into a
+    checkpoint root that also holds the shipped MNIST folder (the app's default dataset); runs in the background."""
+    import tempfile
+
+    from tests.fake_data import write_shapes_folder
+
+    if not EXPLORE:
+        tmp = Path(tempfile.mkdtemp(prefix="explore-"))
+        data = write_shapes_folder(tmp / "shapes", n=300)
+        root = tmp / "checkpoints"
+        root.mkdir()
+        (root / "mnist").symlink_to(ROOT / "checkpoints" / "mnist")
+        log = open(tmp / "explore.log", "w+")
+        proc = subprocess.Popen([sys.executable, "-m", "training.explore", str(data), "--checkpoints", str(root),
+                                 "--epochs", "2", "--k", "5", "--threads", "1"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=log, text=True)
+        EXPLORE.update(tmp=tmp, data=data, root=root, proc=proc, log=log)
+    return EXPLORE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if EXPLORE:
+        import shutil
+
+        if EXPLORE["proc"].poll() is None:
+            EXPLORE["proc"].kill()
+        EXPLORE["log"].close()
+        shutil.rmtree(EXPLORE["tmp"], ignore_errors=True)

@@ -61,3 +61,43 @@ def write_fake_mnist(root: str | Path, n_train: int = 200, n_test: int = 50, see
             _write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
             _write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
     return root
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def make_shapes(n: int, size: int = 32, seed: int = 0, colour: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, size, size, 3), or (n, size, size) when not colour; labels (n,)): one filled shape per
+    image (class = circle, square, triangle) of random colour, size and position on a random dark background."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n, dtype=np.int64) % len(SHAPES)
+    rng.shuffle(labels)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    images = np.empty((n, size, size, 3), np.uint8)
+    for i, c in enumerate(labels):
+        r = rng.uniform(0.18, 0.32) * size
+        cx, cy = rng.uniform(r, size - r, 2)
+        if c == 0:
+            inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+        elif c == 1:
+            inside = (np.abs(xx - cx) <= r * 0.85) & (np.abs(yy - cy) <= r * 0.85)
+        else:  # a triangle pointing up: below the two slanted edges, above the base
+            inside = (yy <= cy + r * 0.8) & (yy >= cy - r + 1.7 * np.abs(xx - cx))
+        fg = rng.uniform(0.5, 1.0, 3) if colour else np.full(3, rng.uniform(0.6, 1.0))
+        bg = rng.uniform(0.0, 0.25, 3) if colour else np.full(3, rng.uniform(0.0, 0.2))
+        images[i] = (255 * np.where(inside[..., None], fg, bg)).astype(np.uint8)
+    return (images if colour else images[..., 0]), labels
+
+
+def write_shapes_folder(root: str | Path, n: int = 150, size: int = 32, seed: int = 0, colour: bool = True,
+                        labelled: bool = True, ext: str = ".png") -> Path:
+    """An image folder of make_shapes pictures: class subfolders (ImageFolder layout) or flat; returns root."""
+    from PIL import Image
+
+    root = Path(root)
+    images, labels = make_shapes(n, size, seed, colour)
+    for i, (im, c) in enumerate(zip(images, labels)):
+        folder = root / SHAPES[c] if labelled else root
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(folder / f"{i:05d}{ext}")
+    return root

@@ -182,7 +182,7 @@ def test_impute_painted_mask(client, images, tmp_path):
     (None, "painted mask is empty"),
     (np.full((280, 280), 255, np.uint8), "hides every pixel"),
     (np.full((100, 60), 255, np.uint8), "must be square"),
-    (np.full((50, 50), 255, np.uint8), "whole multiple"),
+    (np.full((20, 20), 255, np.uint8), "at least 28x28"),
 ])
 def test_impute_bad_masks(app, client, images, tmp_path, painted, message):
     with pytest.raises(AppError, match=message):

@@ -71,7 +71,10 @@ def test_concurrent_identical_requests_all_succeed_with_identical_images(app, ur
         def fetch_all(answer) -> list[bytes]:
             return [http.get(u).raise_for_status().content for u in file_urls(answer)]
 
-        jobs = [c.submit(*args, api_name=endpoint) for c in visitors]  # all in flight at once
+        # all in flight at once; /init returns 40 gallery files per answer, so half the visitors already make
+        # 2,000 file fetches (the whole suite stays under 10 minutes)
+        crowd = visitors[: N_CONCURRENT // 2] if endpoint == "/init" else visitors
+        jobs = [c.submit(*args, api_name=endpoint) for c in crowd]
         failures, got = [], []
         with ThreadPoolExecutor(16) as pool:  # fetch each answer's files as soon as it is in, others still running
             futures = []
@@ -86,7 +89,7 @@ def test_concurrent_identical_requests_all_succeed_with_identical_images(app, ur
                 except Exception as e:  # a truncated body: httpx.RemoteProtocolError
                     failures.append(repr(e))
     assert failures == [], failures[:3]
-    assert len(got) == N_CONCURRENT
+    assert len(got) == len(crowd)
     for files in got:
         assert files == reference  # byte-identical to a single request's images (so every one decodes)
     assert "Content-Length" not in app.log()

@@ -1,7 +1,12 @@
-"""MNIST / Fashion-MNIST through torchvision, as uint8 tensors ready to live on the device."""
+"""The datasets, as uint8 tensors ready to live on the device: MNIST / Fashion-MNIST through torchvision, or a
+person's own images (`folder:PATH`, `npz:FILE`, `idx:PREFIX`; training/sources.py).
+
+Images are uint8 (N, H, W) grayscale or (N, H, W, 3) RGB, channel-last as PIL and the app hold them; to_float
+makes the models' (N, C, H, W) floats."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -12,8 +17,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from . import sources
+
 # name -> (torchvision class name, folder under the data root)
 DATASETS = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("FashionMNIST", "FashionMNIST")}
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latent-explorer" / "data"
 
@@ -48,10 +61,54 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def load_split(name: str, root: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor]:
-    """(images uint8 (N, 28, 28), labels int64 (N,)) of one split; DataError if unavailable."""
+def check_spec(name: str) -> str:
+    """A --dataset value as given, or a ValueError that lists what is accepted."""
+    if name in DATASETS:
+        return name
+    if sources.is_user_spec(name):
+        sources.parse(name)
+        return name
+    raise ValueError(f"--dataset {name!r}: choose {', '.join(sorted(DATASETS))}, folder:PATH (an image folder), "
+                     "npz:FILE or idx:PREFIX")
+
+
+@functools.lru_cache(maxsize=2)
+def _user_data(spec: str, image_size: int, channels: int) -> sources.Images:
+    try:
+        return sources.read(spec, image_size, channels)
+    except sources.SourceError as e:
+        raise DataError(str(e)) from None
+
+
+def user_data(spec: str, image_size: int = 0, channels: int = 0) -> sources.Images:
+    """A folder:/npz:/idx: dataset, read once per process (train, export and evaluate ask for both splits)."""
+    return _user_data(spec, int(image_size), int(channels))
+
+
+def dataset_info(name: str, image_size: int = 0, channels: int = 0) -> dict:
+    """What the app and metrics.json record about a dataset: its folder name, title, classes, image format,
+    how the app prepares an upload ("digit": MNIST-style centring; "photo": resize and centre crop), notes."""
+    if name in DATASETS:
+        return {"name": name, "title": TITLES[name], "spec": name, "class_names": CLASS_NAMES[name], "labelled": True,
+                "image_size": 28, "image_channels": 1, "preprocess": "digit", "notes": []}
+    d = user_data(name, image_size, channels)
+    # Near-binary grayscale data (digits, sketches) gets the digit-style centring; anything else is a photo.
+    digit_like = d.channels == 1 and sources.near_binary(d.images)
+    return {"name": d.name, "title": d.name, "spec": d.spec, "class_names": d.class_names, "labelled": d.labelled,
+            "image_size": d.size, "image_channels": d.channels, "preprocess": "digit" if digit_like else "photo",
+            "notes": d.notes, "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}}
+
+
+def load_split(name: str, root: str | os.PathLike, train: bool, image_size: int = 0,
+               channels: int = 0) -> tuple[Tensor, Tensor]:
+    """(images uint8 (N, H, W) or (N, H, W, 3), labels int64 (N,)) of one split; DataError if unavailable.
+    A folder:/npz:/idx: dataset has no test split: sources.split makes one with a fixed seed."""
+    if sources.is_user_spec(name):
+        d = user_data(name, image_size, channels)
+        idx = sources.split(len(d.images))[0 if train else 1]
+        return torch.from_numpy(d.images[idx]), torch.from_numpy(d.labels[idx])
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}, folder:PATH, npz:FILE or idx:PREFIX")
     import torchvision.datasets as tvd
 
     cls_name, folder = DATASETS[name]
@@ -73,6 +130,11 @@ def load_split(name: str, root: str | os.PathLike, train: bool) -> tuple[Tensor,
 
 def raw_file_hashes(name: str, root: str | os.PathLike) -> dict[str, str]:
     """sha256 of each raw file we could find (for provenance in metrics.json)."""
+    if sources.is_user_spec(name):
+        try:
+            return sources.files_sha256(name)
+        except (OSError, sources.SourceError):
+            return {}
     folder = DATASETS[name][1]
     out = {}
     for base in (Path(root), CACHE_ROOT):
@@ -87,7 +149,9 @@ def raw_file_hashes(name: str, root: str | os.PathLike) -> dict[str, str]:
 
 
 def to_float(images: Tensor) -> Tensor:
-    """uint8 (N, H, W) -> float (N, 1, H, W) in [0, 1]."""
+    """uint8 (N, H, W) or (N, H, W, C) -> float (N, C, H, W) in [0, 1]."""
+    if images.ndim == 4:
+        return images.permute(0, 3, 1, 2).float().div_(255.0)
     return images.unsqueeze(1).float().div_(255.0)
 
 
@@ -111,7 +175,7 @@ def binarize_batch(images: Tensor, generator: torch.Generator) -> Tensor:
     uniform < intensity and ~4x faster than torch.bernoulli (the draw was 9-13% of a 784-400-20 step).
     Float pixels and other devices (where uniform_ is cheap) draw uniform < intensity.
     """
-    if images.is_floating_point() or images.device.type != "cpu":
+    if images.is_floating_point() or images.device.type != "cpu" or images.ndim == 4:
         x = images if images.is_floating_point() else to_float(images)
         return (torch.rand(x.shape, generator=generator, device=x.device) < x).to(x.dtype)
     n = images.numel()

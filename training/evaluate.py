@@ -257,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         model = Autoencoder.from_pretrained(directory, device=device)
         metrics = read_metrics(directory)
         dataset, binarize = checkpoint_dataset(directory, metrics)
-        test, test_labels = load_split(dataset, args.data_root, train=False)
-        train, _ = load_split(dataset, args.data_root, train=True)
+        fmt = (model.config.image_size, model.config.image_channels)
+        test, test_labels = load_split(dataset, args.data_root, False, *fmt)
+        train, _ = load_split(dataset, args.data_root, True, *fmt)
     except (CheckpointError, DataError, ValueError) as e:
         fail(prog, str(e))
     if args.max_images:
@@ -281,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     result.update({"dataset": dataset, "eval_seconds": round(time.perf_counter() - t0, 1), "device": str(device)})
     metrics["eval"] = result
     write_atlas_check(model, directory, metrics, args.atlas, binarize, require=False)
+    from training.modelcard import write_card
+
+    write_card(directory)  # README.md: the Hugging Face model card, from the metrics just written
     summary = {k: result[k] for k in ("recon_per_image", "mse_per_pixel", "neg_elbo", "is_nll", "active_units",
                                       "pca_mse_per_pixel") if k in result}
     print(f"{directory}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()) + f" ({result['eval_seconds']:.0f}s)")

@@ -9,6 +9,7 @@ functions that need them, so importing this module (or the app) never pulls them
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -17,18 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.catalog import APP_MODELS, find_models
+from explorer.catalog import APP_MODELS, SHIPPED, find_models
 from models import Autoencoder
 from models.checkpoint import CheckpointError, atomic_write
 from training.cli import OneLineParser, fail
-from training.data import DataError, load_split, to_float
+from training.data import DATASETS, DataError, check_spec, dataset_info, load_split, sources, to_float
 
-CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-}
 ATLAS_NAME = "atlas.npz"
+INFO_NAME = "dataset.json"  # the dataset's title, classes, image format and upload preprocessing (data.dataset_info)
 REGENERATE = "run `make checkpoints` to regenerate every model (see training/checkpoints.sh)"
 
 
@@ -41,9 +38,9 @@ def subset_indices(n_total: int, n: int, seed: int = 0) -> np.ndarray:
 @torch.inference_mode()
 def encode_images(model: Autoencoder, images: torch.Tensor, batch_size: int = 1000,
                   labels: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, H, W) -> posterior mean and std, float32 (N, D) each (std is 0 for an AE).
+    """uint8 (N, H, W) or (N, H, W, C) -> posterior mean and std, float32 (N, D) each (std is 0 for an AE).
 
-    The encoder sees grayscale intensities in [0, 1] (no binarization), as the app does; a conditional model
+    The encoder sees intensities in [0, 1] (no binarization), as the app does; a conditional model
     also reads `labels` (N,), the images' true classes.
     """
     device = next(model.parameters()).device
@@ -95,20 +92,27 @@ def build_atlas(
     seed: int = 0,
     device: str = "cpu",
     log=print,
+    folder: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every array of atlas.npz for one dataset, keyed as in the team notes ({model}__{name})."""
-    folder = Path(checkpoints) / dataset
+    """Every array of atlas.npz for one dataset (a torchvision name or a folder:/npz:/idx: source), keyed as in
+    the team notes ({model}__{name}); its folder under `checkpoints` is `folder`, default folder_name(dataset)."""
+    folder = Path(checkpoints) / (folder or folder_name(dataset))
     dev = torch.device(device)
-    names = sorted(set(APP_MODELS) | set(find_models(folder)))  # the app's four, and every model added later
+    names = find_models(folder)  # every model folder, the ones trained later too
+    if folder.name in SHIPPED:  # a shipped dataset's atlas has the app's four models at least
+        names = sorted(set(APP_MODELS) | set(names))
+    if not names:
+        raise CheckpointError(f"{folder} holds no model folder (config.json + model.safetensors); train one first")
     models = {m: load_model(folder / m, dev) for m in names}  # fail before any slow work
-    test_images, test_labels = load_split(dataset, data_root, train=False)
+    size, channels = image_format(models, folder)
+    test_images, test_labels = load_split(dataset, data_root, False, size, channels)
     idx = subset_indices(len(test_images), min(n_images, len(test_images)), seed)
     images = test_images[idx]
     atlas: dict[str, np.ndarray] = {
-        "images": images.numpy().astype(np.uint8),  # (N, 28, 28) grayscale, not binarized
+        "images": images.numpy().astype(np.uint8),  # (N, H, W) grayscale or (N, H, W, 3) RGB, not binarized
         "labels": test_labels[idx].numpy().astype(np.int64),
         "indices": idx,
-        "class_names": np.array(CLASS_NAMES[dataset], dtype=np.str_),
+        "class_names": np.array(dataset_info(dataset, size, channels)["class_names"], dtype=np.str_),
     }
     train_images = None
     for name, model in models.items():
@@ -121,7 +125,7 @@ def build_atlas(
             atlas[f"{name}__umap"] = umap_embedding(mean, seed)
         if not model.config.is_variational:
             if train_images is None:
-                train_images, train_labels = load_split(dataset, data_root, train=True)
+                train_images, train_labels = load_split(dataset, data_root, True, size, channels)
                 if gmm_train_size and gmm_train_size < len(train_images):
                     g = torch.Generator().manual_seed(seed)
                     keep = torch.randperm(len(train_images), generator=g)[:gmm_train_size]
@@ -130,6 +134,31 @@ def build_atlas(
             atlas.update({f"{name}__{k}": v for k, v in fit_gmm(codes, 10, seed).items()})
         log(f"{dataset}/{name}: latent_dim {model.config.latent_dim}, {time.perf_counter() - t0:.1f}s")
     return atlas
+
+
+def folder_name(dataset: str) -> str:
+    """The checkpoint folder of a dataset: its torchvision name, or a folder:/npz:/idx: source's file name."""
+    return dataset if dataset in DATASETS else sources.default_name(dataset)
+
+
+def image_format(models: dict[str, Autoencoder], folder: Path) -> tuple[int, int]:
+    """(image_size, image_channels) that every model of a dataset folder shares; CheckpointError if they differ."""
+    formats = {(m.config.image_size, m.config.image_channels) for m in models.values()}
+    if len(formats) != 1:
+        raise CheckpointError(f"the models in {folder} take different image formats {sorted(formats)}: "
+                              "one dataset folder holds models of one image size and channel count")
+    return formats.pop()
+
+
+def write_info(folder: Path, dataset: str, size: int, channels: int) -> dict:
+    """dataset.json beside the atlas: how the app names the dataset and prepares an upload for it."""
+    info = dataset_info(dataset, size, channels)
+    write_json(folder / INFO_NAME, info)
+    return info
+
+
+def write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def save_atlas(path: str | os.PathLike, atlas: dict[str, np.ndarray]) -> None:
@@ -143,7 +172,8 @@ def save_atlas(path: str | os.PathLike, atlas: dict[str, np.ndarray]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m training.export", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", required=True, choices=sorted(CLASS_NAMES))
+    p.add_argument("--dataset", required=True,
+                   help="mnist, fashion-mnist, or the folder:/npz:/idx: source the models were trained on")
     p.add_argument("--data-root", default="./data", help="folder holding MNIST/raw or FashionMNIST/raw")
     p.add_argument("--checkpoints", default="checkpoints", help="folder holding <dataset>/<model>/")
     p.add_argument("--n-images", type=int, default=5000, help="size of the test subset (default 5000)")
@@ -154,6 +184,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.n_images < 1 or args.gmm_train_size < 0:
         p.error("--n-images must be >= 1 and --gmm-train-size >= 0")
+    try:
+        check_spec(args.dataset)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -166,8 +200,10 @@ def main(argv: list[str] | None = None) -> None:
                             gmm_train_size=args.gmm_train_size, seed=args.seed, device=args.device)
     except (CheckpointError, DataError, ValueError) as e:
         fail(prog, str(e))
-    path = Path(args.checkpoints) / args.dataset / ATLAS_NAME
+    path = Path(args.checkpoints) / folder_name(args.dataset) / ATLAS_NAME
     save_atlas(path, atlas)
+    channels = atlas["images"].shape[3] if atlas["images"].ndim == 4 else 1
+    write_info(path.parent, args.dataset, atlas["images"].shape[1], channels)
     size = path.stat().st_size / 2**20
     print(f"saved {path} ({len(atlas['images'])} images, {size:.1f} MiB, {time.perf_counter() - t0:.0f}s)")
     if size >= 10:

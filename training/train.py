@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from models import Autoencoder, ModelConfig
 from models.checkpoint import CheckpointError, atomic_save_tensors, save_pretrained, unwrap
 from training.cli import OneLineParser, add_dataclass_flags, build_dataclass, fail
-from training.data import DataError, binarize_batch, load_split, prepare_batch, raw_file_hashes
+from training.data import (DataError, binarize_batch, check_spec, dataset_info, load_split, prepare_batch,
+                           raw_file_hashes, sources)
 
 RESUME_NAME = "resume.safetensors"
 # Test hook (tests/test_training.py): with this set to N, train() SIGKILLs its own process right
@@ -40,7 +41,9 @@ NAN_AT_STEP_ENV = "LATENT_EXPLORER_NAN_AT_STEP"
 class TrainConfig:
     """How to train; the model's architecture is a separate ModelConfig."""
 
-    dataset: Literal["mnist", "fashion-mnist"] = field(default="mnist", metadata={"help": "torchvision dataset"})
+    dataset: str = field(default="mnist", metadata={
+        "help": "mnist, fashion-mnist (torchvision), folder:PATH (an image folder, class subfolders = labels), "
+                "npz:FILE (arrays images, labels) or idx:PREFIX (MNIST-format files)"})
     data_root: str = field(default="./data", metadata={"help": "folder holding MNIST/raw or FashionMNIST/raw"})
     out: str = field(default="runs/model", metadata={"help": "checkpoint folder to write"})
     epochs: int = field(default=20, metadata={"help": "passes over the training split"})
@@ -54,7 +57,8 @@ class TrainConfig:
     kl_warmup_steps: int = field(default=0, metadata={"help": "linear KL annealing from 0 to beta over N steps"})
     free_bits: float = field(default=0.0, metadata={"help": "minimum KL per latent dim in nats (0 = off)"})
     binarize: Literal["auto", "dynamic", "none"] = field(
-        default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist"}
+        default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist "
+                                          "(and for near-binary data of your own with a bernoulli likelihood)"}
     )
     val_size: int = field(default=5000, metadata={"help": "training images held out for validation"})
     train_size: int = field(default=0, metadata={"help": "use only the first N training images (0 = all)"})
@@ -70,6 +74,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_spec(self.dataset)
         checks = {
             "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "lr_final_ratio": 0 < self.lr_final_ratio <= 1, "beta": self.beta >= 0,
@@ -182,8 +187,13 @@ def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[Tensor]:
     return list(torch.randperm(n, generator=g).split(batch_size))
 
 
-def load_data(cfg: TrainConfig, device: torch.device) -> Data:
-    images, labels = load_split(cfg.dataset, cfg.data_root, train=True)
+def load_data(cfg: TrainConfig, device: torch.device, model_cfg: ModelConfig | None = None) -> Data:
+    size, channels = (model_cfg.image_size, model_cfg.image_channels) if model_cfg else (0, 0)
+    images, labels = load_split(cfg.dataset, cfg.data_root, train=True, image_size=size, channels=channels)
+    shape = (images.shape[1], images.shape[3] if images.ndim == 4 else 1)
+    if model_cfg is not None and shape != (model_cfg.image_size, model_cfg.image_channels):
+        raise ValueError(f"{cfg.dataset} has {shape[0]}x{shape[0]} images with {shape[1]} channel(s); the model "
+                         f"config says {model_cfg.image_size}x{model_cfg.image_size} with {model_cfg.image_channels}")
     if cfg.train_size:
         images, labels = images[: cfg.train_size + cfg.val_size], labels[: cfg.train_size + cfg.val_size]
     if cfg.val_size >= len(images):
@@ -221,6 +231,7 @@ def provenance(cfg: TrainConfig, model_cfg: ModelConfig, seconds: float, device:
         "train_config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
         "dataset": cfg.dataset,
+        "dataset_info": dataset_info(cfg.dataset, model_cfg.image_size, model_cfg.image_channels) if from_disk else {},
         # Data passed to train() in memory has no files: hashing whatever lies in --data-root would mislead.
         "dataset_files_sha256": raw_file_hashes(cfg.dataset, cfg.data_root) if from_disk else {},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -277,8 +288,10 @@ def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: to
 
 
 # ---- the loop ---------------------------------------------------------------------------------
-def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, progress: bool = True) -> tuple[Autoencoder, list]:
-    """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history)."""
+def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, progress: bool = True,
+          on_step=None) -> tuple[Autoencoder, list]:
+    """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history). `on_step()` is called
+    after every optimizer step (training.explore's progress bar over a whole job)."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = pick_device(cfg.device)
     if world > 1:  # launched by torchrun: one process per GPU (or per CPU slot with gloo)
@@ -289,7 +302,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     from_disk = data is None
-    data = (data or load_data(cfg, device)).to(device)
+    data = (data or load_data(cfg, device, model_cfg)).to(device)
     if model_cfg.conditional and (data.train_labels is None or (len(data.val) and data.val_labels is None)):
         raise ValueError("a conditional model needs the class labels of the training and validation images")
 
@@ -381,6 +394,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             terms["loss"].backward()
             opt.step()
             step += 1
+            if on_step is not None:
+                on_step()
             save_now = cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches)
             if step % 50 == 0 or save_now:
                 check(losses, epoch)
@@ -421,11 +436,55 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, ModelConfig]
     parser = OneLineParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     add_dataclass_flags(parser, TrainConfig)
     add_dataclass_flags(parser, ModelConfig)
+    auto_data_flags(parser)
     args = parser.parse_args(argv)
     try:
+        args = resolve_data_flags(args)
         return build_dataclass(TrainConfig, args), build_dataclass(ModelConfig, args)
+    except DataError as e:
+        fail(parser.prog, str(e))
     except ValueError as e:
         parser.error(str(e))
+
+
+def auto_data_flags(parser) -> None:
+    """--image-size / --image-channels default to 0 and --likelihood to auto: read from the data."""
+    for action in parser._actions:
+        if action.dest == "likelihood":
+            action.choices = ("auto", *action.choices)
+            action.help = action.help.split(" (default")[0] + "; auto: bernoulli for near-binary data (MNIST), " \
+                                                               "else gaussian (default: auto)"
+        if action.dest in ("image_size", "image_channels"):
+            action.help = action.help.split(" (default")[0] + " (default: 0 = from the data)"
+    parser.set_defaults(image_size=0, image_channels=0, likelihood="auto")
+
+
+def resolve_data_flags(args, say=print):
+    """Fill the automatic data flags from the dataset: the size and channels of its images, the likelihood
+    (Bernoulli for near-binary pixels, as MNIST's; a Gaussian with fixed std for photos and grey levels, whose
+    Bernoulli log-likelihood would reward blur) and the binarization. Says what it chose."""
+    name = check_spec(args.dataset)
+    if name in ("mnist", "fashion-mnist"):
+        if args.image_size not in (0, 28) or args.image_channels not in (0, 1):
+            raise ValueError(f"{name} images are 28x28 grayscale: leave out --image-size / --image-channels")
+        args.image_size, args.image_channels = 28, 1
+        if args.likelihood == "auto":
+            args.likelihood = "bernoulli"  # the shipped models' choice for both datasets
+        return args
+    info = dataset_info(name, args.image_size, args.image_channels)
+    args.image_size, args.image_channels = info["image_size"], info["image_channels"]
+    binary = sources.near_binary(load_split(name, args.data_root, True, args.image_size, args.image_channels)[0].numpy())
+    if args.likelihood == "auto":
+        args.likelihood = "bernoulli" if binary else "gaussian"
+        why = "near-binary pixels" if binary else "grey levels or colour, not near-binary"
+        say(f"likelihood: auto chose {args.likelihood} ({why})")
+    if args.binarize == "auto":
+        args.binarize = "dynamic" if binary and args.likelihood == "bernoulli" else "none"
+    for note in info["notes"]:
+        say(f"data: {note}")
+    say(f"data: {name}: {info['image_size']}x{info['image_size']}, {info['image_channels']} channel(s), "
+        f"{len(info['class_names'])} class(es){'' if info['labelled'] else ' (no labels)'}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
