@@ -86,8 +86,15 @@ EXPLORE: dict = {}
 def pytest_collection_finish(session):
     """Start the `training.explore` run of tests/test_own_data.py (about a minute, mostly UMAP's one-thread JIT)
     as soon as the tests are collected: it overlaps the tests before it instead of adding its minute to the suite."""
-    if any("test_own_data.py" in item.nodeid for item in session.items):
+    if any("explore_job" in getattr(item, "fixturenames", ()) for item in session.items):
         start_explore()
+
+
+@pytest.fixture(scope="session")
+def explore_job() -> dict:
+    """The background `training.explore` run (this module's own EXPLORE: tests import conftest under another
+    module name, so they take it from this fixture rather than importing it)."""
+    return start_explore()
 
 
 def start_explore() -> dict:

@@ -66,6 +66,11 @@ def test_npz_gray_and_rgb_and_idx(tmp_path):
     np.testing.assert_array_equal(i.images, gray)
     np.testing.assert_array_equal(i.labels, labels)
     assert i.name == "digits"
+    (tmp_path / "colour-images-idx3-ubyte").write_bytes(  # a 4-D unsigned-byte IDX file: (N, H, W, 3)
+        struct.pack(">BBBBIIII", 0, 0, 0x08, 4, 120, 20, 20, 3) + rgb.tobytes())
+    c = read_spec(f"idx:{tmp_path / 'colour'}")
+    np.testing.assert_array_equal(c.images, rgb)
+    assert not c.labelled and c.channels == 3
 
 
 def test_size_rule_and_resizing(tmp_path):
@@ -110,7 +115,7 @@ def test_mixed_sizes_modes_and_corrupt_files(tmp_path):
     ("bad_npz", "cannot be read"),
     ("bad_idx", "bad magic number"),
 ])
-def test_bad_data_gets_one_clear_message(tmp_path, case, message):
+def test_bad_data_gets_one_clear_message(tmp_path, capsys, case, message):
     images, labels = make_shapes(120, size=16)
     if case == "empty":
         (tmp_path / "d").mkdir()
@@ -144,11 +149,23 @@ def test_bad_data_gets_one_clear_message(tmp_path, case, message):
             spec = f"idx:{tmp_path / 'x'}"
     with pytest.raises(sources.SourceError, match=message):
         read_spec(spec)
-    # the training CLI: the same line on stderr, exit code 1, no traceback
+    # the training CLI: the same line on stderr, exit code 1 (in a real process, without a traceback: below)
+    from training.data import _user_data
+    from training.train import main
+
+    _user_data.cache_clear()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--dataset", spec, "--out", str(tmp_path / "o"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_data_in_a_real_process_is_one_line(tmp_path):
+    spec = f"folder:{write_shapes_folder(tmp_path / 'd', n=50)}"
     r = subprocess.run([sys.executable, "-m", "training.train", "--dataset", spec, "--out", str(tmp_path / "o"),
                         "--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1 and "50 usable images; at least 100" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_likelihood_and_preprocessing_follow_the_data(tmp_path, capsys):
@@ -189,12 +206,10 @@ def test_conv_family_grows_with_the_image():
 
 # ---- make explore, then the app --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def explored():
+def explored(explore_job):
     """`python -m training.explore` on a 32x32 RGB shapes folder (tiny epochs), beside the shipped MNIST folder:
     started in the background when the session starts (tests/conftest.py: start_explore); here its result."""
-    from tests.conftest import start_explore
-
-    job = start_explore()
+    job = explore_job
     stdout, _ = job["proc"].communicate(timeout=600)
     job["log"].seek(0)
     stderr = job["log"].read()
@@ -274,11 +289,16 @@ def read(path) -> np.ndarray:
     return np.asarray(Image.open(path))
 
 
-def test_explore_bad_arguments(tmp_path):
+def test_explore_bad_arguments(tmp_path, capsys):
+    from training.explore import main
+
     for argv, message in ((["/no/such/path"], "no such folder, .npz file or IDX files"),
                           ([str(tmp_path), "--name", "Bad Name"], "use lower-case letters"),
                           ([str(tmp_path), "--name", "mnist"], "not a shipped dataset's name"),
-                          ([str(tmp_path)], "no image files")):
-        r = subprocess.run([sys.executable, "-m", "training.explore", *argv, "--checkpoints", str(tmp_path / "c")],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+                          ([str(tmp_path)], "no image files"),
+                          ([str(tmp_path), "--epochs", "-1"], "must be >= 0")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--checkpoints", str(tmp_path / "c")])
+        err = capsys.readouterr().err
+        assert exit_.value.code != 0 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "c").exists()  # nothing written
