@@ -82,7 +82,7 @@ class ModelView:
         want = self.format.shape
         if a.shape[1:] != want:
             raise InputError(f"{self.title} takes {self.format.describe()} images {want}, got {a.shape[1:]}.")
-        x = torch.as_tensor(a, device=self.device).float().div(255.0)
+        x = torch.tensor(a, device=self.device).float().div(255.0)  # a copy: atlas arrays may be read-only
         return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
 
     @torch.inference_mode()

@@ -42,7 +42,8 @@ def kl_frame(kl_per_dim, codes: np.ndarray):
     else:
         values = np.var(codes.astype(np.float64), axis=0)
         status = np.where(values <= ACTIVE_VARIANCE, "unused (variance ≤ 0.01)", "used")
-    return pd.DataFrame({"dim": [f"z{d}" for d in range(len(values))], "value": values, "status": status})
+    width = len(str(len(values) - 1))  # z00..z15: the plot sorts its x labels as text
+    return pd.DataFrame({"dim": [f"z{d:0{width}d}" for d in range(len(values))], "value": values, "status": status})
 
 
 def verdict(name: str, title: str, is_vae: bool, kl_per_dim, codes: np.ndarray, metrics: dict) -> dict:

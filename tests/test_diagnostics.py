@@ -152,3 +152,8 @@ def test_model_card_of_a_shipped_model(tmp_path):
     nll = [r for r in card.data.eval_results if r.metric_type == "nll"][0]
     assert nll.metric_value == pytest.approx(metrics["is_nll"])
     assert "16-D VAE" in card.text and "| importance-sampled NLL, k = 1000 (nats per image) |" in card.text
+
+
+def test_kl_bars_in_dimension_order():
+    frame = dg.kl_frame(np.linspace(0.5, 2, 12), np.zeros((2, 12)))
+    assert list(frame["dim"]) == sorted(frame["dim"]) and frame["dim"].iloc[10] == "z10"  # text order = numeric
