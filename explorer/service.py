@@ -197,21 +197,27 @@ def sample(b: DatasetBundle, seed, temperature: float, n: int = 36, names=None, 
     return out
 
 
-def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str, names=None, label=None) -> dict:
-    """One strip of decodes per model from A to B, and the normalized atlas distance at every step."""
+def interpolation_paths(b: DatasetBundle, image_a, image_b, steps: int, mode: str, names=None, label=None):
+    """[(view, its label, its codes from A to B (steps, D))] for Model A and Model B: the Interpolate tab's paths
+    (the strips, their distances, their GIFs)."""
     if not (2 <= int(steps) <= 20):
         raise InputError(f"steps must be 2..20, got {steps}.")
     if mode not in ("linear", "spherical"):
         raise InputError(f"mode must be 'linear' or 'spherical', got {mode!r}.")
     a, c = as_input(image_a, b.format), as_input(image_b, b.format)
     fn = latent.lerp if mode == "linear" else latent.slerp
-    views = pair(b, names)
-    out, dists = {"names": [v.name for v in views]}, {}
-    for slot, view in zip(SLOTS, views):
+    out = []
+    for view in pair(b, names):
         y = as_label(view, label)
-        za, _ = view.encode(a[None], y)
-        zb, _ = view.encode(c[None], y)
-        z = fn(za[0], zb[0], int(steps))
+        out.append((view, y, fn(view.encode(a[None], y)[0][0], view.encode(c[None], y)[0][0], int(steps))))
+    return out
+
+
+def interpolate(b: DatasetBundle, image_a, image_b, steps: int, mode: str, names=None, label=None) -> dict:
+    """One strip of decodes per model from A to B, and the normalized atlas distance at every step."""
+    paths = interpolation_paths(b, image_a, image_b, steps, mode, names, label)
+    out, dists = {"names": [view.name for view, _, _ in paths]}, {}
+    for slot, (view, y, z) in zip(SLOTS, paths):
         out[slot] = tile(view.decode(z, y), ncols=int(steps), factor=3)
         dists[view.title] = distance_report(view, z)
     head = "| step | " + " | ".join(str(i) for i in range(int(steps))) + " |\n"
@@ -606,16 +612,8 @@ def interpolation_gifs(b: DatasetBundle, image_a, image_b, steps: int, mode: str
     """The interpolation strip of each model as an animated GIF (one frame per step): [Model A's, Model B's]."""
     from . import exports
 
-    if not (2 <= int(steps) <= 20):
-        raise InputError(f"steps must be 2..20, got {steps}.")
-    if mode not in ("linear", "spherical"):
-        raise InputError(f"mode must be 'linear' or 'spherical', got {mode!r}.")
-    a, c = as_input(image_a, b.format), as_input(image_b, b.format)
-    fn = latent.lerp if mode == "linear" else latent.slerp
     out = []
-    for slot, view in zip(SLOTS, pair(b, names)):
-        y = as_label(view, label)
-        z = fn(view.encode(a[None], y)[0][0], view.encode(c[None], y)[0][0], int(steps))
+    for view, y, z in interpolation_paths(b, image_a, image_b, steps, mode, names, label):
         frames = view.decode(z, y)
         out.append(exports.gif_file(folder, f"interpolation-{b.key}-{view.name}-{mode}-{int(steps)}", frames,
                                     show_factor(b.format)))
