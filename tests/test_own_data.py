@@ -44,6 +44,8 @@ def test_flat_grayscale_folder_and_its_split(tmp_path):
     train, test = sources.split(110)
     assert len(test) == 11 and len(set(train) | set(test)) == 110 and not set(train) & set(test)
     np.testing.assert_array_equal(sources.split(110)[1], test)  # a fixed seed: the same split every time
+    classes = np.arange(1000) // 334  # a folder read class by class: the first training images mix the classes
+    assert len(set(classes[sources.split(1000)[0][:100]])) == 3
     x, y = load_split(f"folder:{root}", ".", False)
     assert x.shape == (11, 32, 32) and to_float(x).shape == (11, 1, 32, 32)
 

@@ -111,10 +111,13 @@ def read(spec: str, image_size: int = 0, channels: int = 0) -> Images:
 
 
 def split(n: int, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices: a seeded permutation's last ceil(n * test_fraction) images are the test split."""
+    """(train, test) indices: a seeded permutation's last ceil(n * test_fraction) images are the test split (in
+    file order); the training indices stay in the permutation's order, because the trainer holds out the *first*
+    --val-size training images for validation (as MNIST's shuffled files allow) and a folder is read class by
+    class: in file order, the validation images would all be of the first class."""
     perm = np.random.default_rng(seed).permutation(n)
     n_test = max(1, math.ceil(n * test_fraction))
-    return np.sort(perm[:-n_test]), np.sort(perm[-n_test:])
+    return perm[:-n_test], np.sort(perm[-n_test:])
 
 
 def files_sha256(spec: str) -> dict[str, str]:
