@@ -136,6 +136,18 @@ def test_matches_the_models_importance_log_weights():
     torch.testing.assert_close(est, ref, rtol=1e-5, atol=1e-4)
 
 
+def test_compile_falls_back_to_eager_with_a_note(monkeypatch, capsys):
+    """--compile on a machine where compiling fails (no C++ compiler, say): a note, then the eager figures."""
+    def broken_compile(fn):
+        def call(*args, **kwargs):
+            raise RuntimeError("no C++ compiler")
+        return call
+    monkeypatch.setattr(evaluate.torch, "compile", broken_compile)
+    model = Autoencoder(ModelConfig(family="mlp", hidden_dim=16, latent_dim=2)).eval()
+    assert evaluate.compiled_log_weights(model, torch.device("cpu")) is None
+    assert "compiling failed (RuntimeError)" in capsys.readouterr().err
+
+
 # ---- (c) active units ------------------------------------------------------------------------------------
 def test_active_units_on_known_posterior():
     g = torch.Generator().manual_seed(0)

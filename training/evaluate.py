@@ -23,6 +23,7 @@ IWAE paper's evaluation; the PCA training split is binarized the same way with s
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -61,7 +62,7 @@ def importance_log_weights(model, x: Tensor, posterior, eps: Tensor, labels: Ten
 
 def iwae_log_px(
     model, x: Tensor, k: int, *, generator: torch.Generator | None = None, chunk: int | None = None, posterior=None,
-    labels: Tensor | None = None,
+    labels: Tensor | None = None, log_weights=importance_log_weights,
 ) -> Tensor:
     """IWAE estimate of log p(x), (B,): logsumexp_i log w_i - log k, z_i ~ q(z|x), i = 1..k.
 
@@ -77,7 +78,7 @@ def iwae_log_px(
     chunk = max(1, min(chunk or k, k))
     total = torch.full((b,), -math.inf, device=posterior.mean.device, dtype=posterior.mean.dtype)
     for start in range(0, k, chunk):
-        log_w = importance_log_weights(model, x, posterior, eps[start : start + chunk], labels)  # (c, B)
+        log_w = log_weights(model, x, posterior, eps[start : start + chunk], labels)  # (c, B)
         total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
     return total - math.log(k)
 
@@ -112,7 +113,7 @@ def pca_mse_per_pixel(train: Tensor, test: Tensor, n_components: int) -> float:
 @torch.inference_mode()
 def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generator | None = None,
                     g_iwae: torch.Generator | None = None, chunk: int | None = None,
-                    labels: Tensor | None = None) -> dict[str, Tensor]:
+                    labels: Tensor | None = None, log_weights=importance_log_weights) -> dict[str, Tensor]:
     """The module docstring's figures for each image of a batch x (B, C, H, W), as (B,) tensors: recon
     (-log p(x|z=mode)), sq_err (summed over pixels), elbo_recon and kl (one posterior sample), neg_elbo,
     and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and kl_per_dim (B, D). `labels` (B,): the
@@ -127,7 +128,8 @@ def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generat
     out["neg_elbo"] = out["elbo_recon"] + out["kl"]
     out["kl_per_dim"], out["mean"] = posterior.kl_per_dim(), posterior.mean
     if k >= 1:
-        out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior, labels=labels)
+        out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior, labels=labels,
+                                    log_weights=log_weights)
     return out
 
 
@@ -144,9 +146,11 @@ def evaluate_images(
     progress: bool = False,
     desc: str = "eval",
     labels: Tensor | None = None,
+    log_weights=importance_log_weights,
 ) -> dict:
     """All figures of the module docstring (except PCA) on uint8 images (N, H, W); deterministic given the args.
-    `labels` (N,): the classes, which a conditional model reads (its figures are then conditional, -log p(x|y))."""
+    `labels` (N,): the classes, which a conditional model reads (its figures are then conditional, -log p(x|y)).
+    `log_weights`: importance_log_weights or its compiled_log_weights() twin."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
@@ -164,7 +168,7 @@ def evaluate_images(
     bar = tqdm(list(zip(x_all.split(batch_size), y_all)), desc=desc, disable=not progress, file=sys.stderr, leave=False)
     for x, y in bar:
         t = per_image_terms(model, x.to(device), k if variational else 0, g_elbo, g_iwae, chunk,
-                            labels=y.to(device) if conditional else None)
+                            labels=y.to(device) if conditional else None, log_weights=log_weights)
         for key in sums:
             if key in t:
                 sums[key] += float(t[key].sum())
@@ -222,6 +226,24 @@ def write_atlas_check(model: Autoencoder, directory: Path, metrics: dict, atlas:
     write_metrics(directory, metrics)
 
 
+def compiled_log_weights(model: Autoencoder, device: torch.device):
+    """importance_log_weights under torch.compile (decoder, likelihood, prior and log q fused: ~1.6x faster k = 1000
+    runs on a CPU, figures equal to ~1e-4 nats), or None with a note when compiling fails (e.g. no C++ compiler)."""
+    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)  # a CVAE's label check is a (harmless) graph break
+    fn = torch.compile(importance_log_weights)
+    try:
+        with torch.inference_mode():
+            x = torch.zeros(2, model.config.image_channels, model.config.image_size, model.config.image_size,
+                            device=device)
+            labels = torch.zeros(2, dtype=torch.long, device=device) if model.config.conditional else None
+            posterior = model.encode(x, labels)
+            fn(model, x, posterior, torch.zeros(1, 2, model.config.latent_dim, device=device), labels)
+        return fn
+    except Exception as e:  # noqa: BLE001  (any backend error: the eager function gives the same figures)
+        print(f"--compile: compiling failed ({type(e).__name__}); evaluating without it", file=sys.stderr)
+        return None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors, metrics.json)")
@@ -233,6 +255,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of binarization and posterior samples (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     p.add_argument("--atlas", default=None, help="atlas.npz for atlas_check (default: <checkpoint>/../atlas.npz)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the decoder (~1.6x faster k=1000 runs on a CPU; needs a C++ compiler, "
+                        "falls back to eager with a note if compiling fails)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--atlas-only", action="store_true",
                    help="recompute only atlas_check (after training.export rewrote the atlas), keep the eval block")
@@ -262,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         train, _ = load_split(dataset, args.data_root, True, *fmt)
     except (CheckpointError, DataError, ValueError) as e:
         fail(prog, str(e))
+    log_weights = (compiled_log_weights(model, device) if args.compile else None) or importance_log_weights
     if args.max_images:
         test, test_labels = test[: args.max_images], test_labels[: args.max_images]
     if args.atlas_only:
@@ -273,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     progress = sys.stderr.isatty()
     result = evaluate_images(model, test, binarize=binarize, k=args.k, seed=args.seed, batch_size=args.batch_size,
                              decode_batch=args.decode_batch, progress=progress, desc=f"eval {directory}",
-                             labels=test_labels)
+                             labels=test_labels, log_weights=log_weights)
     # PCA baseline on the same targets (same binarization of the test set: seed, whole split, in order).
     test_x = prepare_batch(test, binarize, torch.Generator().manual_seed(args.seed))
     train_x = prepare_batch(train, binarize, torch.Generator().manual_seed(args.seed + 1))
