@@ -173,11 +173,14 @@ def make_checkpoints(tmp_path) -> Path:
     write_fake_mnist(tmp_path / "data", n_train=300, n_test=60)
     folder = tmp_path / "ckpt" / "mnist"
     torch.manual_seed(0)
-    for name, bottleneck in (("ae-2", "ae"), ("vae-2", "vae")):
-        Autoencoder(ModelConfig(bottleneck=bottleneck, latent_dim=2, channels=4, hidden_dim=16)).save_pretrained(folder / name)
+    variants = {"ae-2": dict(bottleneck="ae"), "vae-2": dict(bottleneck="vae"),  # and a variant: every task must take it
+                "vae-2-vamp-iaf": dict(bottleneck="vae", prior="vamp", prior_components=3, flow="iaf", flow_steps=1,
+                                       flow_hidden=8, flow_context=4)}
+    for name, kw in variants.items():
+        Autoencoder(ModelConfig(latent_dim=2, channels=4, hidden_dim=16, **kw)).save_pretrained(folder / name)
     Classifier(ClassifierConfig(channels=4, feature_dim=8)).eval().save_pretrained(folder / "classifier", {"test_accuracy": 0.5})
     rng = np.random.default_rng(0)  # the atlas codes that the interpolation distances are measured against
-    np.savez(folder / "atlas.npz", **{f"{n}__mean": rng.standard_normal((40, 2)).astype(np.float32) for n in ("ae-2", "vae-2")})
+    np.savez(folder / "atlas.npz", **{f"{n}__mean": rng.standard_normal((40, 2)).astype(np.float32) for n in variants})
     return tmp_path
 
 
@@ -198,7 +201,7 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     assert r.returncode == 0, r.stderr
     path = root / "ckpt" / "mnist" / "scorecard.json"
     card = json.loads(path.read_text())
-    assert set(card["models"]) == {"ae-2", "vae-2"}  # the classifier folder is not a model
+    assert set(card["models"]) == {"ae-2", "vae-2", "vae-2-vamp-iaf"}  # the classifier folder is not a model
     for name, m in card["models"].items():
         assert set(m["tasks"]) == set(TASKS) and m["latent_dim"] == 2
         assert 0 <= m["tasks"]["generation"]["prior"]["precision"] <= 1
@@ -223,13 +226,14 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
         assert 0 <= interp["unsure_fraction"] <= 1
         assert 0 < interp["mean_distance"] <= interp["mean_max_distance"] <= interp["max_distance"]
     assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
+    assert card["models"]["vae-2-vamp-iaf"]["variational"] is True
     assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
     # verdicts follow the figures: the winner has the best primary figure
     for verdict, (task, path_, better) in PRIMARY.items():
         v = card["verdicts"][verdict]["2"]
         values = dict(v["ranking"])
         best = min(values.values()) if better == "lower" else max(values.values())
-        assert values[v["winner"]] == best and set(values) == {"ae-2", "vae-2"}
+        assert values[v["winner"]] == best and set(values) == {"ae-2", "vae-2", "vae-2-vamp-iaf"}
     assert card["protocol"]["samples"] == 50 and "torch" in card["versions"]
 
     before = card["models"]["vae-2"]["tasks"]["generation"]
@@ -238,6 +242,26 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     again = json.loads(path.read_text())
     assert again["models"]["vae-2"]["tasks"]["generation"] == before  # kept, not recomputed or dropped
     assert again["seconds"]["last_run_tasks"] == ["denoising"]
+
+
+def test_scorecard_samples_each_models_own_prior():
+    """The generation task decodes z ~ p(z) of the model's own prior: a mixture whose components sit at +-6 on the
+    first axis gives codes there (N(0, I) would put them at 0), with the mixture's weights."""
+    from models import Autoencoder, ModelConfig
+    from training.scorecard import prior_codes
+
+    model = Autoencoder(ModelConfig(bottleneck="vae", latent_dim=2, channels=4, hidden_dim=16, prior="mog",
+                                    prior_components=2)).eval()
+    with torch.no_grad():
+        model.prior.means.copy_(torch.tensor([[6.0, 0.0], [-6.0, 0.0]]))
+        model.prior.logvars.fill_(-4.0)
+        model.prior.logits.copy_(torch.tensor([0.0, np.log(3.0)]))  # weights 1/4, 3/4
+    z = prior_codes(model, 4000)
+    assert z.shape == (4000, 2) and np.all(np.abs(np.abs(z[:, 0]) - 6) < 1)
+    assert abs((z[:, 0] < 0).mean() - 0.75) < 0.03
+    assert np.array_equal(z, prior_codes(model, 4000))  # seeded: every run scores the same samples
+    standard = prior_codes(Autoencoder(ModelConfig(bottleneck="vae", latent_dim=2, channels=4, hidden_dim=16)), 4000)
+    assert abs(standard.mean()) < 0.05 and abs(standard.std() - 1) < 0.05
 
 
 @pytest.mark.parametrize("extra,message", [(("--tasks", "dancing"), "unknown"), (("--models", "gan-7"), "unknown"),

@@ -10,7 +10,8 @@ are computed from the figures, per latent size, never written by hand.
 
 Tasks (TASKS below), on the full 10,000-image test set:
   reconstruction  the evaluator's MSE per pixel and nats per image (training.evaluate.evaluate_images)
-  generation      10,000 samples from the prior at temperature 1 (and, for an AE, from the Gaussian mixture
+  generation      10,000 samples from each model's own prior at temperature 1 (N(0, I), its learned mixture or
+                  its VampPrior; an AE has none, so N(0, I); and, for an AE, from the Gaussian mixture
                   fitted to its training codes, stored in the atlas): Fréchet distance to the test set and
                   precision/recall (k = 3), in the penultimate features of the shipped classifier
   denoising       Gaussian noise (sigma 0.2, 0.5) and 20 % salt-and-pepper, clipped to [0, 1]: MSE of the
@@ -114,12 +115,18 @@ def decode(model: Autoencoder, z: np.ndarray) -> torch.Tensor:
     return torch.cat([model.decode_image(b) for b in torch.from_numpy(np.asarray(z, np.float32)).split(1000)])
 
 
+@torch.inference_mode()
+def prior_codes(model: Autoencoder, n: int) -> np.ndarray:
+    """n codes z ~ p(z) from the model's own prior (N(0, I), a learned mixture or a VampPrior; an AE's is
+    N(0, I)), seeded: the same codes at every run."""
+    return model.sample_prior(n, generator=torch.Generator().manual_seed(SEED)).numpy()
+
+
 def generation(ctx: Context, name: str, model: Autoencoder) -> dict:
     from explorer.latent import gmm_sample
 
     rng = np.random.default_rng(SEED)
-    d = model.config.latent_dim
-    samplers = {"prior": rng.standard_normal((ctx.samples, d))}
+    samplers = {"prior": prior_codes(model, ctx.samples)}
     gmm = {k: ctx.atlas.get(f"{name}__gmm_{k}") for k in ("weights", "means", "covariances")}
     if all(v is not None for v in gmm.values()):
         samplers["gmm"] = gmm_sample(gmm["weights"], gmm["means"], gmm["covariances"], ctx.samples, rng)
