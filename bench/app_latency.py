@@ -32,6 +32,25 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
 
+# The floor of any Gradio app's start-up on this machine: one Textbox, launched the same way as app.py.
+FLOOR_APP = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Textbox()\ndemo.launch()"
+
+
+def bench_startup_floor(rounds: int = 3) -> None:
+    """Start-up to serving of app.py next to a one-Textbox Gradio app, alternating, so that the machine's drift
+    falls on both alike (`import gradio` alone is most of either)."""
+    times = {"floor": [], "app": []}
+    for _ in range(rounds):
+        for kind, argv in (("floor", ("-c", FLOOR_APP)), ("app", ("app.py",))):
+            running = RunningApp(name=f"bench-startup-{kind}", argv=argv)
+            times[kind].append(running.startup_s)
+            running.stop()
+    floor, app = statistics.median(times["floor"]), statistics.median(times["app"])
+    print(f"start-up to serving, median of {rounds} alternating: app.py {app:.2f} s vs a one-Textbox Gradio app "
+          f"{floor:.2f} s ({app / floor:.2f}x, +{app - floor:.2f} s); app {', '.join(f'{t:.2f}' for t in times['app'])}, "
+          f"floor {', '.join(f'{t:.2f}' for t in times['floor'])}")
+
+
 def bench_import() -> None:
     code = ("import time, sys; t = time.perf_counter(); import app; t1 = time.perf_counter(); "
             "torch_before = 'torch' in sys.modules; app.MODELS.get(); t2 = time.perf_counter(); "
@@ -334,6 +353,7 @@ def main() -> None:
     print(f"checkpoints: {os.environ.get('LATENT_EXPLORER_CHECKPOINTS', ROOT / 'checkpoints')}")
     bench_import()
     bench_placement()
+    bench_startup_floor()
     app = RunningApp(name="bench")
     try:
         from gradio_client import Client

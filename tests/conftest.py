@@ -24,7 +24,7 @@ def free_port() -> int:
 class RunningApp:
     """A `python app.py` subprocess: its URL, and its output for checking that no traceback was printed."""
 
-    def __init__(self, env_extra: dict[str, str] | None = None, name: str = "app"):
+    def __init__(self, env_extra: dict[str, str] | None = None, name: str = "app", argv: tuple[str, ...] = ("app.py",)):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -33,7 +33,7 @@ class RunningApp:
                "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
         self._log = open(self.log_path, "w")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self._log,
+        self.proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         self.startup_s = self._wait()
 
