@@ -778,7 +778,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 start = gr.Radio(["encoded input", "origin"], value="encoded input", label="Start from")
                 reset_btn = gr.Button("Reset sliders", elem_id="reset-btn")
             gr.Markdown("Ranges: 0.5%..99.5% quantiles of each model's atlas codes. VAE dimensions are ordered by "
-                        "their KL (nats, from metrics.json); *collapsed* marks KL < 0.01 nats (unused by the model). "
+                        "their KL (nats: KL(q(z_d|x) ‖ p(z_d)) of the dimension's marginals, the model's own prior, "
+                        "from metrics.json); *collapsed* marks < 0.01 nats (unused by the model). "
                         f"A model shows up to {N_DIMS} sliders, one per dimension.")
             live = gr.HTML(LIVE_HTML, elem_id="live")  # shown once the browser can decode (static/live_decoder.js)
             live_spec = gr.JSON(visible="hidden")
@@ -890,7 +891,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
 
         with gr.Tab("Diagnostics", elem_id="tab-diagnostics"):
             gr.Markdown("Is a model healthy? Its training curves (metrics.json), the KL each latent dimension carries "
-                        "(a dimension under 0.01 nats is unused: collapsed) and its active units "
+                        "(KL(q(z_d|x) ‖ p(z_d)) of the dimension's marginals under the model's own prior; under "
+                        "0.01 nats it is unused: collapsed), the model's own KL (its ELBO's term) and its active units "
                         "(Var over the data of E[z|x] > 0.01). A collapsed VAE gets the remedies and the exact "
                         "training command that applies them.")
             dg_summary = gr.Markdown(elem_id="dg-summary")
@@ -899,7 +901,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 dg_curves = gr.LinePlot(x="epoch", y="value", color="series", label="Training curves (per epoch)",
                                         x_title="epoch", y_title="nats per image", elem_id="dg-curves")
                 dg_kl = gr.BarPlot(x="dim", y="value", color="status", sort=None,
-                                   label="KL per latent dimension, nats (an AE: variance of its codes)",
+                                   label="KL of each dimension's marginals, nats (an AE: variance of its codes)",
                                    x_title="latent dimension", y_title="nats (AE: variance)", elem_id="dg-kl")
             dg_text = gr.Markdown(elem_id="dg-text")
 

@@ -1,6 +1,7 @@
 """Load every model and the atlas of each dataset once, with clear messages for what is missing."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class ModelView:
     ranges: np.ndarray  # (D, 2) slider ranges: 0.5% and 99.5% quantiles of the atlas codes
     nn_scale: float  # median nearest-neighbour distance among atlas codes
     far: float  # 95% quantile of those distances: beyond it a code is far from every data code
-    kl_per_dim: np.ndarray | None  # (D,) VAE only, from metrics.json eval (or atlas std/mean if absent)
+    kl_per_dim: np.ndarray | None  # (D,) VAE only: KL of each dimension's marginals (diagnostics.dimension_kl)
     order: np.ndarray  # (D,) dimension order for the sliders: by KL, largest first (VAE); natural (AE)
     gmm: dict[str, np.ndarray] | None  # AE only: weights (K,), means (K, D), covariances (K, D, D)
     scatter: Scatter
@@ -265,12 +266,10 @@ def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.
     kl = None
     order = np.arange(d)
     if model.config.is_variational:
-        kl_list = metrics.get("eval", {}).get("kl_per_dim")
-        if kl_list is not None and len(kl_list) == d:
-            kl = np.asarray(kl_list, np.float64)
-        else:  # closed-form KL of the atlas posteriors, averaged (same formula as the model's kl_per_dim)
-            std = atlas[f"{name}__std"].astype(np.float64)
-            kl = (0.5 * (codes.astype(np.float64) ** 2 + std**2 - 1.0 - 2 * np.log(std))).mean(0)
+        from .diagnostics import dimension_kl
+
+        kl = dimension_kl(dataclasses.asdict(model.config), metrics, codes, atlas.get(f"{name}__std"))
+    if kl is not None:
         order = np.argsort(-kl, kind="stable")
     gmm = None
     if not model.config.is_variational:

@@ -3,8 +3,12 @@ posterior-collapse verdict with the numbers behind it, from metrics.json and the
 only: no torch, no model call).
 
 Definitions (the evaluator's, training/evaluate.py):
-- KL per dimension: E_x KL(q(z_d|x) || p(z_d)) in nats, from metrics.json's eval (else from the atlas posteriors).
-  A dimension with less than COLLAPSED_KL = 0.01 nats carries (almost) no information about x: collapsed.
+- KL: the model's own KL(q(z|x) || p(z)), the one in its ELBO (metrics.json eval.kl).
+- KL per dimension: E_x KL(q(z_d|x) || p(z_d)) in nats, the d-th marginals of the posterior and of the model's own
+  prior (metrics.json eval.marginal_kl_per_dim; without it, the closed form on the atlas posteriors where one
+  exists: a Gaussian posterior with the N(0, I) prior). A dimension with less than COLLAPSED_KL = 0.01 nats stays
+  where the prior puts it whatever x is: it carries (almost) no information about x, collapsed. For N(0, I) and a
+  Gaussian posterior the dimensions add up to the KL; for a learned prior or a flow they need not.
 - Active units (Burda et al. 2016): dimensions whose posterior mean varies over the data, Var_x(E[z_d|x]) > 0.01.
 Verdict: *collapsed* when at least half of the dimensions are collapsed (or the whole KL is under 0.1 nats);
 *partly collapsed* when some are (a VAE often leaves a few dimensions unused: worth knowing, not always a fault);
@@ -32,6 +36,31 @@ def curves_frame(metrics: dict):
     return pd.DataFrame(rows, columns=["epoch", "value", "series"])
 
 
+def factorized(config: dict) -> bool:
+    """A Gaussian posterior with the N(0, I) prior: the KL splits into its dimensions, in closed form."""
+    return config.get("prior", "standard") == "standard" and config.get("flow", "none") == "none"
+
+
+def dimension_kl(config: dict, metrics: dict, mean: np.ndarray, std: np.ndarray | None) -> np.ndarray | None:
+    """A VAE's KL per dimension (D,): the evaluator's marginal KL, else the closed form on the atlas posteriors
+    (mean, std (N, D)) where one exists, else None (then run `python -m training.evaluate` on the model)."""
+    values = metrics.get("eval", {}).get("marginal_kl_per_dim")
+    if values is not None and len(values) == mean.shape[1]:
+        return np.asarray(values, np.float64)
+    if std is None or not factorized(config):
+        return None
+    mean, std = mean.astype(np.float64), std.astype(np.float64)
+    return (0.5 * (mean**2 + std**2 - 1.0 - 2 * np.log(std))).mean(0)  # Kingma & Welling 2014, Appendix B
+
+
+def model_kl(config: dict, metrics: dict, kl_per_dim) -> float | None:
+    """The model's own KL (the ELBO's term, metrics.json eval.kl), else the sum of its dimensions where they add up."""
+    kl = metrics.get("eval", {}).get("kl")
+    if kl is not None:
+        return float(kl)
+    return float(np.sum(kl_per_dim)) if kl_per_dim is not None and factorized(config) else None
+
+
 def kl_frame(kl_per_dim, codes: np.ndarray):
     """One bar per latent dimension: its KL (a VAE) or its code variance (an AE); columns dim, value, status."""
     import pandas as pd
@@ -46,8 +75,10 @@ def kl_frame(kl_per_dim, codes: np.ndarray):
     return pd.DataFrame({"dim": [f"z{d:0{width}d}" for d in range(len(values))], "value": values, "status": status})
 
 
-def verdict(name: str, title: str, is_vae: bool, kl_per_dim, codes: np.ndarray, metrics: dict) -> dict:
-    """The collapse verdict of one model and the numbers behind it."""
+def verdict(name: str, title: str, is_vae: bool, kl_per_dim, codes: np.ndarray, metrics: dict,
+            kl_total: float | None = None) -> dict:
+    """The collapse verdict of one model and the numbers behind it: `kl_per_dim` (dimension_kl) and the model's
+    own KL `kl_total` (model_kl; None: the sum of the dimensions)."""
     d = codes.shape[1]
     active = int((np.var(codes.astype(np.float64), axis=0) > ACTIVE_VARIANCE).sum())
     out = {"name": name, "title": title, "dims": d, "active_units": active, "remedies": []}
@@ -56,9 +87,15 @@ def verdict(name: str, title: str, is_vae: bool, kl_per_dim, codes: np.ndarray, 
                    text=f"{title} is a deterministic AE: no KL, no posterior to collapse. {active} of {d} code "
                         f"dimensions vary over the data (variance > {ACTIVE_VARIANCE}).")
         return out
+    if kl_per_dim is None:
+        out.update(state="not measured", collapsed=False, n_collapsed=0, kl_total=kl_total,
+                   text=f"**{title}:** its KL per dimension is not in metrics.json; measure it with "
+                        f"`python -m training.evaluate checkpoints/<dataset>/{name}`. {active} of {d} units are "
+                        f"active (Var_x E[z|x] > {ACTIVE_VARIANCE}).")
+        return out
     kl = np.asarray(kl_per_dim, np.float64)
     n_collapsed = int((kl < COLLAPSED_KL).sum())
-    total = float(kl.sum())
+    total = float(kl.sum()) if kl_total is None else float(kl_total)
     if n_collapsed * 2 >= d or total < 0.1:
         state = "collapsed"
     elif n_collapsed:
@@ -66,9 +103,9 @@ def verdict(name: str, title: str, is_vae: bool, kl_per_dim, codes: np.ndarray, 
     else:
         state = "healthy"
     out.update(state=state, collapsed=state == "collapsed", n_collapsed=n_collapsed, kl_total=total)
-    text = (f"**{title}: {state}.** {n_collapsed} of {d} dimensions carry < {COLLAPSED_KL} nats; the KL is "
-            f"{total:.2f} nats in all (per dimension {kl.min():.3f}..{kl.max():.3f}); {active} of {d} units are "
-            f"active (Var_x E[z|x] > {ACTIVE_VARIANCE}).")
+    text = (f"**{title}: {state}.** {n_collapsed} of {d} dimensions carry < {COLLAPSED_KL} nats "
+            f"(KL(q(z_d|x) ‖ p(z_d)) of each dimension's marginals, {kl.min():.3f}..{kl.max():.3f}); the model's KL "
+            f"is {total:.2f} nats; {active} of {d} units are active (Var_x E[z|x] > {ACTIVE_VARIANCE}).")
     if state == "partly collapsed":
         text += (" A few unused dimensions are common (the VAE needs no more to explain the data); many mean the "
                  "decoder ignores z.")

@@ -577,14 +577,10 @@ def model_health(b: DatasetBundle, name: str) -> tuple[dict, dict, np.ndarray, n
                           f"`python -m training.export --dataset {b.info.get('spec', b.key)}`.")
     codes = atlas[f"{name}__mean"].astype(np.float64)
     is_vae = config.get("bottleneck") == "vae"
-    kl = None
-    if is_vae:
-        kl = metrics.get("eval", {}).get("kl_per_dim")
-        if kl is None or len(kl) != codes.shape[1]:  # the closed-form KL of the atlas posteriors to N(0, I)
-            std = atlas[f"{name}__std"].astype(np.float64)
-            kl = (0.5 * (codes**2 + std**2 - 1.0 - 2 * np.log(std))).mean(0)
+    kl = dg.dimension_kl(config, metrics, codes, atlas.get(f"{name}__std")) if is_vae else None
     title = config.get("title") or name.upper()
-    return dg.verdict(name, title, is_vae, kl, codes, metrics), metrics, codes, kl
+    v = dg.verdict(name, title, is_vae, kl, codes, metrics, dg.model_kl(config, metrics, kl) if is_vae else None)
+    return v, metrics, codes, kl
 
 
 def diagnostics(b: DatasetBundle, name: str | None = None) -> dict:

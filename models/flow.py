@@ -98,9 +98,9 @@ class IAF(nn.Module):
 class FlowPosterior:
     """q(z|x): the encoder's diagonal Gaussian pushed through an IAF, with the DiagonalGaussian interface.
 
-    `mean` is the flow applied to the Gaussian's mean (eps = 0): the code the app shows and decodes. `std`,
-    `logvar` and `kl_per_dim` are those of the Gaussian before the flow (the flow's KL has no per-dimension
-    form); `kl()` is not available, the model uses the Monte-Carlo KL instead.
+    `mean` is the flow applied to the Gaussian's mean (eps = 0): the code the app shows and decodes. `std` and
+    `logvar` are those of the Gaussian before the flow. `kl()` and `kl_per_dim()` have no closed form: the model
+    uses the Monte-Carlo KL (`Autoencoder.kl`) and the sampled marginal KL (`Autoencoder.marginal_kl_per_dim`).
     """
 
     def __init__(self, mean: Tensor, logvar: Tensor, context: Tensor, flow: IAF):
@@ -134,7 +134,7 @@ class FlowPosterior:
         return self.base.log_prob(z0) - log_det
 
     def kl_per_dim(self) -> Tensor:
-        return self.base.kl_per_dim()
+        raise ValueError("a flow posterior has no closed-form KL per dimension: use the model's marginal_kl_per_dim")
 
     def kl(self) -> Tensor:
         raise ValueError("a flow posterior has no closed-form KL: use the model's kl(posterior, z)")

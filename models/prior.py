@@ -28,6 +28,15 @@ def mixture_log_prob(z: Tensor, log_weights: Tensor, means: Tensor, logvars: Ten
     return torch.logsumexp(log_weights + comp, dim=-1)
 
 
+def marginal_log_prob(z: Tensor, log_weights: Tensor, means: Tensor, logvars: Tensor) -> Tensor:
+    """log p(z_d) of each dimension's 1-D marginal, sum_k w_k N(z_d; mean_kd, exp(logvar_kd)): z (..., D) -> (..., D).
+
+    A mixture of diagonal Gaussians has, on dimension d, the 1-D mixture of its components' d-th coordinates."""
+    diff = z.unsqueeze(-2) - means  # (..., K, D)
+    comp = -0.5 * (LOG_2PI + logvars + diff.pow(2) / logvars.exp())  # (..., K, D)
+    return torch.logsumexp(log_weights.unsqueeze(-1) + comp, dim=-2)
+
+
 def mixture_sample(n: int, log_weights: Tensor, means: Tensor, logvars: Tensor,
                    generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
     """n draws (n, D): a component by its weight, then mean + temperature * std * eps."""

@@ -46,7 +46,7 @@ def verdict_of(folder, model):
     ev = evaluate_images(model, images, binarize=True, k=10)
     with torch.no_grad():
         codes = model.encode(prepare_batch(images, False, None)).mean.numpy()
-    return dg.verdict(folder.name, folder.name, True, ev["kl_per_dim"], codes, metrics)
+    return dg.verdict(folder.name, folder.name, True, ev["marginal_kl_per_dim"], codes, metrics)
 
 
 def test_collapsed_vae_is_flagged_and_a_healthy_one_is_not(trained):
@@ -157,3 +157,51 @@ def test_model_card_of_a_shipped_model(tmp_path):
 def test_kl_bars_in_dimension_order():
     frame = dg.kl_frame(np.linspace(0.5, 2, 12), np.zeros((2, 12)))
     assert list(frame["dim"]) == sorted(frame["dim"]) and frame["dim"].iloc[10] == "z10"  # text order = numeric
+
+
+# ---- the KL per dimension under the model's own prior (not N(0, I)) ------------------------------------------
+def test_learned_prior_models_show_their_own_kl():
+    """The table's KL is the model's own (metrics.json eval.kl, the ELBO's term), not the sum of per-dimension
+    KLs to N(0, I) (which read 468 nats for the VampPrior VAE-16, whose KL is 23)."""
+    from explorer import service
+
+    b = load_dataset("mnist", checkpoint_root(), names=["vae-16"])
+    r = service.diagnostics(b, "vae-16-vamp")
+    for v in r["verdicts"]:
+        metrics = json.loads((checkpoint_root() / "mnist" / v["name"] / "metrics.json").read_text())
+        if v["kl_total"] is not None:
+            assert v["kl_total"] == pytest.approx(metrics["eval"]["kl"], rel=1e-9), v["name"]
+    vamp = {v["name"]: v for v in r["verdicts"]}["vae-16-vamp"]
+    assert vamp["kl_total"] < 30 and f"the model's KL is {vamp['kl_total']:.2f} nats" in r["text"]
+    assert len(r["kl"]) == 16 and (r["kl"]["value"] < 30).all()
+
+
+def test_mixture_prior_dimension_that_ignores_x_is_flagged():
+    """A MoG-prior VAE whose encoder puts dimension 0 exactly where the prior has it (N(3, 0.5^2) in every
+    component), whatever x: that dimension carries no information and is flagged, although it lies far from
+    N(0, 1) (KL 4.8 nats to it); the others are not."""
+    import math
+
+    import torch
+
+    from models import Autoencoder, ModelConfig
+    from training.evaluate import evaluate_images
+
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig(family="mlp", latent_dim=3, hidden_dim=16, image_size=8, prior="mog",
+                                    prior_components=4)).eval()
+    with torch.no_grad():
+        model.prior.means[:, 0] = 3.0
+        model.prior.logvars[:, 0] = math.log(0.25)
+        model.to_latent.weight[[0, 3]] = 0.0  # rows: mean of dim 0, log-variance of dim 0
+        model.to_latent.bias[0], model.to_latent.bias[3] = 3.0, math.log(0.25)
+        model.to_latent.weight[1:3] *= 20  # the other two dimensions follow x
+    images = torch.randint(0, 256, (64, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    ev = evaluate_images(model, images, binarize=False, k=4)
+    kl = np.asarray(ev["marginal_kl_per_dim"])
+    assert kl[0] < 1e-4 and (kl[1:] > 0.1).all(), kl
+    with torch.no_grad():
+        codes = model.encode(images[:, None].float() / 255).mean.numpy()
+    v = dg.verdict("mog", "MoG", True, kl, codes, {}, ev["kl"])
+    assert v["n_collapsed"] == 1 and v["state"] == "partly collapsed", v["text"]
+    assert list(dg.kl_frame(kl, codes)["status"])[0].startswith("collapsed")

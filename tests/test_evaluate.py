@@ -207,8 +207,8 @@ def test_cli_end_to_end_merges_metrics(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"model_config", "train_config", "history", "eval", "atlas_check"} <= set(metrics)
     ev = metrics["eval"]
-    assert ev["n_images"] == 40 and ev["binarized"] and ev["is_k"] == 20 and len(ev["kl_per_dim"]) == 4
-    assert sum(ev["kl_per_dim"]) == pytest.approx(ev["kl"], rel=1e-5)
+    assert ev["n_images"] == 40 and ev["binarized"] and ev["is_k"] == 20 and len(ev["marginal_kl_per_dim"]) == 4
+    assert sum(ev["marginal_kl_per_dim"]) == pytest.approx(ev["kl"], rel=1e-5)
     assert ev["neg_elbo"] == pytest.approx(ev["elbo_recon"] + ev["kl"], rel=1e-6)
     assert ev["is_nll"] < ev["neg_elbo"] + 1.0  # k=20 bound vs one-sample ELBO estimate
     assert 0 < ev["pca_mse_per_pixel"] < 0.25 and 0 <= ev["active_units"] <= 4

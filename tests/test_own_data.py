@@ -304,3 +304,25 @@ def test_explore_bad_arguments(tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit_.value.code != 0 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert not (tmp_path / "c").exists()  # nothing written
+
+
+def test_training_a_small_folder_with_the_default_flags(tmp_path):
+    """600 images (540 for training) and no --val-size: 10 % of them validate, the run trains; --val-size N holds."""
+    import json
+
+    import torch
+
+    from tests.fake_data import write_fake_mnist
+    from training.train import TrainConfig, load_data, main
+
+    root = write_shapes_folder(tmp_path / "small", n=600, colour=False)
+    out, cpu = tmp_path / "run", torch.device("cpu")
+    main(["--dataset", f"folder:{root}", "--image-size", "32", "--bottleneck", "vae", "--latent-dim", "2",
+          "--family", "mlp", "--hidden-dim", "16", "--epochs", "1", "--out", str(out), "--threads", "1"])
+    assert json.loads((out / "metrics.json").read_text())["history"][-1]["val_loss"] > 0
+    data = load_data(TrainConfig(dataset=f"folder:{root}", out=str(out)), cpu)
+    assert (len(data.train), len(data.val)) == (486, 54)
+    data = load_data(TrainConfig(dataset=f"folder:{root}", out=str(out), val_size=100), cpu)
+    assert (len(data.train), len(data.val)) == (440, 100)
+    mnist = write_fake_mnist(tmp_path / "mnist", n_train=200, n_test=20)
+    assert len(load_data(TrainConfig(dataset="mnist", data_root=str(mnist), out=str(out)), cpu).val) == 20

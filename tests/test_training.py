@@ -87,7 +87,7 @@ def test_variants_train_save_and_evaluate(tmp_path, variant):
     assert torch.isfinite(log_px).all() and log_px.mean() > elbo - 1.0  # the IWAE bound is not below the ELBO
     figures = evaluate_images(loaded, data.val[:20], binarize=False, k=5, labels=data.val_labels[:20])
     assert figures["conditional"] == model_cfg.conditional
-    assert math.isfinite(figures["is_nll"]) and len(figures["kl_per_dim"]) == model_cfg.latent_dim
+    assert math.isfinite(figures["is_nll"]) and len(figures["marginal_kl_per_dim"]) == model_cfg.latent_dim
 
 
 def test_a_conditional_model_refuses_data_without_labels(tmp_path):

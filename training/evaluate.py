@@ -9,10 +9,12 @@ Figures, all averaged over test images:
   mse_per_pixel    mean of (E[x|z=mode] - x)^2 over pixels
   neg_elbo         -log p(x|z) + KL(q(z|x) || p(z)), one posterior sample per image (AE: = recon); the KL is
                    closed form for the N(0, I) prior, the one-sample estimate for a learned prior (mog, vamp)
+  kl               that KL(q(z|x) || p(z)) alone: the model's own KL, the one in its ELBO
   is_nll           (VAE) -log p(x) estimated with the IWAE bound, k importance samples
                    (Burda, Grosse & Salakhutdinov 2015, "Importance Weighted Autoencoders", eq. 8)
-  kl_per_dim       (VAE) KL(q(z|x) || N(0, I)) per latent dimension, closed form (against N(0, I) whatever the
-                   prior: with a learned prior it measures how far codes stray from the origin, not the model's KL)
+  marginal_kl_per_dim  (VAE) KL(q(z_d|x) || p(z_d)) of each latent dimension's marginals, the model's own prior
+                   (Autoencoder.marginal_kl_per_dim): closed form for N(0, I) and a Gaussian q, where the
+                   dimensions sum to `kl`; quadrature or sampled for a learned prior or a flow, where they need not
   active_units     (VAE) #dims u with Cov_x(E_q[u|x]) > 0.01 (Burda et al. 2015, section 5.2)
   pca_mse_per_pixel  PCA with latent_dim components fit on the training split (same preprocessing),
                    reconstructing the same test targets; ae_over_pca_mse = mse_per_pixel / that
@@ -113,10 +115,11 @@ def pca_mse_per_pixel(train: Tensor, test: Tensor, n_components: int) -> float:
 @torch.inference_mode()
 def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generator | None = None,
                     g_iwae: torch.Generator | None = None, chunk: int | None = None,
-                    labels: Tensor | None = None, log_weights=importance_log_weights) -> dict[str, Tensor]:
+                    labels: Tensor | None = None, log_weights=importance_log_weights,
+                    g_marginal: torch.Generator | None = None) -> dict[str, Tensor]:
     """The module docstring's figures for each image of a batch x (B, C, H, W), as (B,) tensors: recon
     (-log p(x|z=mode)), sq_err (summed over pixels), elbo_recon and kl (one posterior sample), neg_elbo,
-    and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and kl_per_dim (B, D). `labels` (B,): the
+    and with k >= 1 log_px (IWAE, k samples); also mean (B, D) and marginal_kl_per_dim (B, D). `labels` (B,): the
     classes a conditional model needs (its figures are then conditional on them: log p(x|y))."""
     posterior = model.encode(x, labels)
     params = model.decode(posterior.mode(), labels)
@@ -126,7 +129,8 @@ def per_image_terms(model: Autoencoder, x: Tensor, k: int, g_elbo: torch.Generat
     out["elbo_recon"] = -model.log_likelihood(model.decode(z, labels), x)
     out["kl"] = model.kl(posterior, z)  # closed form for N(0, I); a one-sample estimate for a learned prior
     out["neg_elbo"] = out["elbo_recon"] + out["kl"]
-    out["kl_per_dim"], out["mean"] = posterior.kl_per_dim(), posterior.mean
+    out["marginal_kl_per_dim"] = model.marginal_kl_per_dim(posterior, g_marginal)  # draws only for a flow
+    out["mean"] = posterior.mean
     if k >= 1:
         out["log_px"] = iwae_log_px(model, x, k, generator=g_iwae, chunk=chunk, posterior=posterior, labels=labels,
                                     log_weights=log_weights)
@@ -158,6 +162,7 @@ def evaluate_images(
     x_all = prepare_batch(images.cpu(), binarize, g_bin)  # (N, 1, H, W) in [0, 1] or {0, 1}
     g_elbo = torch.Generator(device=device).manual_seed(seed + 1)
     g_iwae = torch.Generator(device=device).manual_seed(seed + 2)
+    g_marginal = torch.Generator(device=device).manual_seed(seed + 3)  # its own: the other figures stay as they were
     variational = model.config.is_variational
     sums = {"recon": 0.0, "sq_err": 0.0, "neg_elbo": 0.0, "elbo_recon": 0.0, "kl": 0.0, "log_px": 0.0}
     kl_dim = torch.zeros(model.config.latent_dim, dtype=torch.float64)
@@ -168,11 +173,12 @@ def evaluate_images(
     bar = tqdm(list(zip(x_all.split(batch_size), y_all)), desc=desc, disable=not progress, file=sys.stderr, leave=False)
     for x, y in bar:
         t = per_image_terms(model, x.to(device), k if variational else 0, g_elbo, g_iwae, chunk,
-                            labels=y.to(device) if conditional else None, log_weights=log_weights)
+                            labels=y.to(device) if conditional else None, log_weights=log_weights,
+                            g_marginal=g_marginal)
         for key in sums:
             if key in t:
                 sums[key] += float(t[key].sum())
-        kl_dim += t["kl_per_dim"].double().sum(0).cpu()
+        kl_dim += t["marginal_kl_per_dim"].double().sum(0).cpu()
         means.append(t["mean"].cpu())
     n = len(x_all)
     out = {
@@ -189,7 +195,7 @@ def evaluate_images(
     }
     if variational:
         count, variances = active_units(torch.cat(means))
-        out.update({"is_nll": -sums["log_px"] / n, "is_k": k, "kl_per_dim": (kl_dim / n).tolist(),
+        out.update({"is_nll": -sums["log_px"] / n, "is_k": k, "marginal_kl_per_dim": (kl_dim / n).tolist(),
                     "active_units": count, "active_unit_variances": variances.tolist()})
     return out
 
@@ -224,6 +230,33 @@ def write_atlas_check(model: Autoencoder, directory: Path, metrics: dict, atlas:
     else:
         print(f"note: {atlas_path} not found; atlas_check skipped (run training.export, then evaluate --atlas-only)")
     write_metrics(directory, metrics)
+
+
+def write_dims(model: Autoencoder, directory: Path, metrics: dict, test: Tensor, test_labels: Tensor, binarize: bool,
+               atlas: str | None) -> None:
+    """Only marginal_kl_per_dim of the eval and atlas_check blocks, as a full run computes it (same images, seeds and
+    batches; k = 0: no importance sampling), then metrics.json and the model card, atomically."""
+    prog = "python -m training.evaluate"
+    if "eval" not in metrics:
+        fail(prog, f"{directory}/metrics.json has no eval block: run without --dims-only first")
+    if not model.config.is_variational:
+        fail(prog, f"{directory} is a deterministic AE: it has no KL per dimension")
+    blocks = [(metrics["eval"], test, test_labels)]
+    atlas_path = Path(atlas) if atlas else directory / ".." / "atlas.npz"
+    if "atlas_check" in metrics and atlas_path.is_file():
+        n = metrics["atlas_check"]["n_images"]
+        with np.load(atlas_path, allow_pickle=False) as f:
+            blocks.append((metrics["atlas_check"], torch.from_numpy(f["images"][:n]),
+                           torch.from_numpy(f["labels"][:n].astype(np.int64))))
+    for block, images, labels in blocks:
+        images, labels = images[: block["n_images"]], labels[: block["n_images"]]
+        r = evaluate_images(model, images, binarize=binarize, k=0, seed=block.get("seed", 0), labels=labels)
+        block.pop("kl_per_dim", None)  # its old name: KL to N(0, I) whatever the prior
+        block["marginal_kl_per_dim"] = r["marginal_kl_per_dim"]
+    write_metrics(directory, metrics)
+    from training.modelcard import write_card
+
+    write_card(directory)
 
 
 def compiled_log_weights(model: Autoencoder, device: torch.device):
@@ -261,10 +294,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--atlas-only", action="store_true",
                    help="recompute only atlas_check (after training.export rewrote the atlas), keep the eval block")
+    p.add_argument("--dims-only", action="store_true",
+                   help="recompute only the KL per dimension (marginal_kl_per_dim) of the eval and atlas_check "
+                        "blocks, keep every other figure (no importance sampling: seconds, not minutes)")
     args = p.parse_args(argv)
     for name in ("k", "batch_size", "decode_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.atlas_only and args.dims_only:
+        p.error("--atlas-only and --dims-only are two different partial runs: give one")
     if args.max_images < 0 or args.threads < 0:
         p.error("--max-images and --threads must be >= 0")
     return args
@@ -295,6 +333,10 @@ def main(argv: list[str] | None = None) -> None:
             fail(prog, f"{directory}/metrics.json has no eval block: run without --atlas-only first")
         write_atlas_check(model, directory, metrics, args.atlas, binarize, require=True)
         print(f"{directory}: atlas_check written ({time.perf_counter() - t0:.0f}s)")
+        return
+    if args.dims_only:
+        write_dims(model, directory, metrics, test, test_labels, binarize, args.atlas)
+        print(f"{directory}: marginal_kl_per_dim written ({time.perf_counter() - t0:.0f}s)")
         return
     progress = sys.stderr.isatty()
     result = evaluate_images(model, test, binarize=binarize, k=args.k, seed=args.seed, batch_size=args.batch_size,

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from models import ModelConfig
-    from training.train import TrainConfig, resolve_data_flags, train
+    from training.train import TrainConfig, default_val_size, resolve_data_flags, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                                image_channels=info["image_channels"], likelihood=args.likelihood, binarize="auto")
     flags = resolve_data_flags(flags, say=lambda m: print(m, file=sys.stderr))
     n_train = len(train_x)
-    val = min(5000, max(1, n_train // 10))
+    val = default_val_size(n_train)
     per_epoch = math.ceil((n_train - val) / 128)
     plan = [(m, b, d) for m, b, d in MODELS if args.pair_2d or d > 2]
     epochs = {m: args.epochs or max(3, min(200, round((STEPS_16 if d > 2 else STEPS_2) / per_epoch))) for m, _, d in plan}

@@ -67,10 +67,11 @@ def card(folder: Path) -> str:
     figures = [("mse_per_pixel", "reconstruction MSE per pixel", "mse"),
                ("pca_mse_per_pixel", "PCA of the same dimension, MSE per pixel", "mse"),
                ("neg_elbo", "negative ELBO (nats per image)", "neg_elbo"),
+               ("kl", "KL(q(z|x) ‖ p(z)), the ELBO's term (nats per image)", "kl"),
                ("is_nll", f"importance-sampled NLL, k = {ev.get('is_k')} (nats per image)", "nll"),
                ("active_units", "active units", "active_units")]
     for key, label, metric_type in figures:
-        if key in ev and ev[key] is not None:
+        if key in ev and ev[key] is not None and (vae or key != "kl"):  # an AE's KL is 0 by definition
             rows.append(f"| {label} | {ev[key]:.4g} |")
             results.append(EvalResult(task_type="image-to-image", task_name="reconstruction", dataset_type=dataset_id,
                                       dataset_name=str(dataset), dataset_split="test", metric_type=metric_type,

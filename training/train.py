@@ -60,7 +60,8 @@ class TrainConfig:
         default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist "
                                           "(and for near-binary data of your own with a bernoulli likelihood)"}
     )
-    val_size: int = field(default=5000, metadata={"help": "training images held out for validation"})
+    val_size: int = field(default=-1, metadata={"help": "training images held out for validation (-1: 10 %% "
+                                                        "of the training split, at most 5000)"})
     train_size: int = field(default=0, metadata={"help": "use only the first N training images (0 = all)"})
     seed: int = field(default=0, metadata={"help": "seed for init, batch order, binarization and z samples"})
     device: str = field(default="auto", metadata={"help": "auto (cuda if available), cpu, cuda, cuda:N"})
@@ -79,7 +80,7 @@ class TrainConfig:
             "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "lr_final_ratio": 0 < self.lr_final_ratio <= 1, "beta": self.beta >= 0,
             "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0,
-            "val_size": self.val_size >= 0, "train_size": self.train_size >= 0,
+            "val_size": self.val_size >= -1, "train_size": self.train_size >= 0,
             "save_every": self.save_every >= 0, "threads": self.threads >= 0,
         }
         for name, ok in checks.items():
@@ -89,6 +90,12 @@ class TrainConfig:
     @property
     def dynamic_binarization(self) -> bool:
         return self.binarize == "dynamic" or (self.binarize == "auto" and self.dataset == "mnist")
+
+
+def default_val_size(n_images: int) -> int:
+    """Validation images held out of a training split of n_images: 10 %, at least 1, at most 5,000 (MNIST's 60,000
+    give 5,000; a folder of 600 gives 60)."""
+    return min(5000, max(1, n_images // 10)) if n_images > 1 else 0
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,11 +201,11 @@ def load_data(cfg: TrainConfig, device: torch.device, model_cfg: ModelConfig | N
     if model_cfg is not None and shape != (model_cfg.image_size, model_cfg.image_channels):
         raise ValueError(f"{cfg.dataset} has {shape[0]}x{shape[0]} images with {shape[1]} channel(s); the model "
                          f"config says {model_cfg.image_size}x{model_cfg.image_size} with {model_cfg.image_channels}")
+    n_val = cfg.val_size if cfg.val_size >= 0 else default_val_size(len(images))
     if cfg.train_size:
-        images, labels = images[: cfg.train_size + cfg.val_size], labels[: cfg.train_size + cfg.val_size]
-    if cfg.val_size >= len(images):
-        raise ValueError(f"--val-size {cfg.val_size} leaves no training images (dataset has {len(images)})")
-    n_val = cfg.val_size
+        images, labels = images[: cfg.train_size + n_val], labels[: cfg.train_size + n_val]
+    if n_val >= len(images):
+        raise ValueError(f"--val-size {n_val} leaves no training images (dataset has {len(images)})")
     return Data(images[n_val:], images[:n_val], labels[n_val:], labels[:n_val]).to(device)
 
 
