@@ -21,9 +21,12 @@ SCORES = {"recon_error": "reconstruction error (sum of squares)", "neg_elbo": "â
 
 
 def png_bits(x: torch.Tensor) -> np.ndarray:
-    """Losslessly compressed length (PNG, zlib level 9) of each image (B, 1, H, W) in [0, 1], in bits."""
+    """Losslessly compressed length (PNG, zlib level 9) of each image (B, C, H, W) in [0, 1], in bits: a grey
+    image (C = 1) as an L PNG, a colour one (C = 3) as RGB, every channel counted."""
+    pixels = (x * 255).round().to(torch.uint8).cpu().numpy()  # (B, C, H, W)
+    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.transpose(0, 2, 3, 1)  # (B, H, W) or (B, H, W, C)
     out = []
-    for img in (x[:, 0] * 255).round().to(torch.uint8).cpu().numpy():
+    for img in pixels:
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="PNG", optimize=True)
         out.append(8 * buf.tell())

@@ -118,6 +118,19 @@ def test_png_bits_measures_complexity():
     assert bits[0] < bits[1] and bits[1] > 8 * 28 * 28 * 0.8  # noise hardly compresses; a flat image does
 
 
+def test_png_bits_counts_every_channel_of_a_colour_image():
+    """Structure only in channels 1-2 (green, blue) of an RGB image: more bits than a blank one, by about two
+    channels of noise (a reading of channel 0 alone sees a blank image)."""
+    from explorer.anomaly import png_bits
+
+    g = torch.Generator().manual_seed(1)
+    blank = torch.zeros(1, 3, 16, 16)
+    hidden = blank.clone()
+    hidden[:, 1:] = torch.rand(1, 2, 16, 16, generator=g)
+    bits = png_bits(torch.cat([blank, hidden]))
+    assert bits[1] > bits[0] + 8 * 16 * 16 * 2 * 0.8  # two channels of noise: ~8 bits a pixel each
+
+
 def test_random_shift_moves_whole_images_within_the_limit():
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(64, 1, 12, 12)
