@@ -614,7 +614,9 @@ def export_codes(dataset: str, image, model_a=None, model_b=None, cls=None):
 def diagnostics_tab(dataset: str, model: str | None = None):
     """The Diagnostics tab of a dataset: every model's verdict, and one model's curves, KL per dimension, verdict."""
     b = bundle(dataset)
-    r = service.diagnostics(b, model if model in find_models(b.root) else None)
+    if model is not None and model not in find_models(b.root):
+        raise InputError(f"{b.title} has no model {model!r}; choose one of {find_models(b.root)}.")
+    r = service.diagnostics(b, model)
     choices = [(config_title(b.root / n) or n.upper(), n) for n in r["names"]]
     return (r["summary"], gr.Dropdown(choices=choices, value=r["name"]), r["curves"], r["kl"], r["text"])
 
@@ -687,11 +689,15 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
         "models and an input; every tab follows."
     )
     with gr.Row():
-        dataset = gr.Radio([(v, k) for k, v in DATASETS.items()], value="mnist", label="Dataset", scale=1)
+        dataset = gr.Radio([(v, k) for k, v in DATASETS.items()], value=next(iter(DATASETS)), label="Dataset", scale=1)
         status = gr.Markdown(status_text(), elem_id="status")
     with gr.Row():
-        model_a = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[0], label="Model A", elem_id="model-a", scale=1)
-        model_b = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model B", elem_id="model-b", scale=1)
+        # allow_custom_value: an API caller may name any model of the dataset it names, whatever this session's
+        # pickers last listed; the handlers check the name against that dataset's catalog (service.pair).
+        model_a = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[0], label="Model A", elem_id="model-a", scale=1,
+                              allow_custom_value=True)
+        model_b = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model B", elem_id="model-b", scale=1,
+                              allow_custom_value=True)
         cls = gr.Dropdown(choices=[(str(i), i) for i in range(MAX_CLASSES)], value=0,
                           label="Class given to a class-conditional model",
                           info="a test image's true class is printed under it in the gallery", elem_id="cls", scale=1)
@@ -704,7 +710,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                     gallery = gr.Gallery(label="Atlas test images (click one)", columns=10, height=260,
                                          allow_preview=False, elem_id="gallery", format="png")
                     with gr.Row():
-                        index = gr.Number(label="Atlas index", value=0, precision=0, minimum=0)
+                        index = gr.Number(label="Atlas index", value=0, precision=None, minimum=0, step=1)
                         pick_btn = gr.Button("Use this index")
                         random_btn = gr.Button("Random test image", elem_id="random-btn")
                 with gr.Tab("Upload"):
@@ -732,13 +738,13 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 rec_b_samples = gr.Image(label="Model B: decodes of z ~ q(z|x) (a VAE's spread; a CVAE: every class)",
                                          format="png", elem_id="rec-b-samples", elem_classes="pixelated", height=140)
             with gr.Row():
-                rec_seed = gr.Number(label="Posterior sample seed", value=0, precision=0)
+                rec_seed = gr.Number(label="Posterior sample seed", value=0, precision=None, step=1)
                 rec_btn = gr.Button("Resample")
             rec_text = gr.Markdown(elem_id="rec-text")
 
         with gr.Tab("Sample", elem_id="tab-sample"):
             with gr.Row():
-                smp_seed = gr.Number(label="Seed", value=0, precision=0)
+                smp_seed = gr.Number(label="Seed", value=0, precision=None, step=1)
                 smp_temp = gr.Slider(0.1, 3.0, value=1.0, step=0.05, label="Temperature (std of z)")
                 smp_btn = gr.Button("Sample", elem_id="sample-btn")
             with gr.Row():
@@ -805,7 +811,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 map_b = gr.Image(label="Model B: UMAP of the atlas codes, or a 2-D model's plane (click a point)",
                                  format="png", interactive=False, elem_id="map-b", height=380)
             with gr.Row():
-                pt_index = gr.Number(label="Atlas index", value=0, precision=0, minimum=0)
+                pt_index = gr.Number(label="Atlas index", value=0, precision=None, minimum=0, step=1)
                 pt_img = gr.Image(label="Clicked test image", format="png", elem_id="pt-img", elem_classes="pixelated",
                                   height=130)
                 pt_a = gr.Image(label="Model A decode", format="png", elem_id="pt-a", elem_classes="pixelated", height=130)
@@ -839,7 +845,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                                            value="pseudo_gibbs", label="VAE sampler")
                     with gr.Row():
                         imp_n = gr.Slider(1, 16, value=6, step=1, label="VAE imputations")
-                        imp_seed = gr.Number(label="Imputation seed", value=0, precision=0)
+                        imp_seed = gr.Number(label="Imputation seed", value=0, precision=None, step=1)
                     imp_btn = gr.Button("Impute", elem_id="imp-btn")
                 imp_editor = gr.ImageEditor(label="Paint the pixels to hide (then choose 'painted' and press Impute)",
                                             type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
@@ -878,7 +884,7 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
             sc_text = gr.Markdown(elem_id="sc-text")
             with gr.Row():
                 with gr.Column():
-                    sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task")
+                    sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task", allow_custom_value=True)
                     sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
                                               elem_id="sc-task-plot")
                 with gr.Column():
@@ -896,7 +902,8 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                         "(Var over the data of E[z|x] > 0.01). A collapsed VAE gets the remedies and the exact "
                         "training command that applies them.")
             dg_summary = gr.Markdown(elem_id="dg-summary")
-            dg_model = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model", elem_id="dg-model")
+            dg_model = gr.Dropdown(choices=ALL_MODELS, value=service.PAIR[1], label="Model", elem_id="dg-model",
+                                   allow_custom_value=True)
             with gr.Row():
                 dg_curves = gr.LinePlot(x="epoch", y="value", color="series", label="Training curves (per epoch)",
                                         x_title="epoch", y_title="nats per image", elem_id="dg-curves")

@@ -229,7 +229,9 @@ def _read_atlas(b: DatasetBundle) -> dict | None:
         with np.load(atlas_path, allow_pickle=False) as f:
             atlas = {k: f[k] for k in f.files}
         b.images, b.labels = atlas["images"], atlas["labels"].astype(np.int64)
-        b.class_names = [str(c) for c in atlas["class_names"]]
+        names = [str(c) for c in atlas["class_names"]]
+        n_classes = int(b.labels.max()) + 1 if len(b.labels) else 0
+        b.class_names = names + [str(c) for c in range(len(names), n_classes)]  # an atlas without every name
         return atlas
     except Exception as e:  # corrupt or incomplete file
         b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")

@@ -17,20 +17,26 @@ APP_MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")  # the models the app loads at
 INFO_NAME = "dataset.json"
 REGENERATE = "make checkpoints"
 MODEL_FILES = ("config.json", "model.safetensors")
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"  # the app's own, shipped with it
 
 
 def checkpoint_root() -> Path:
     """LATENT_EXPLORER_CHECKPOINTS, else checkpoints/ next to the app."""
     env = os.environ.get("LATENT_EXPLORER_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(env) if env else DEFAULT_ROOT
 
 
 def find_datasets(root: Path) -> dict[str, str]:
-    """{folder name: title} of every dataset under the checkpoint root: the shipped ones first (even when missing,
-    so that the app can say what to regenerate), then every other folder holding an atlas.npz, by name."""
+    """{folder name: title} of every dataset under the checkpoint root: the shipped ones first, then every other
+    folder holding an atlas.npz, by name. The shipped ones are expected (listed even when missing, so that the app
+    can say what to regenerate) in the app's own checkpoints/ or in a root that holds no dataset at all; a root of
+    one's own (LATENT_EXPLORER_CHECKPOINTS) is expected to hold only the folders it has."""
     root = Path(root)
     others = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "atlas.npz").is_file()) if root.is_dir() else []
-    return {key: dataset_title(root, key) for key in [*SHIPPED, *(k for k in others if k not in SHIPPED)]}
+    own = [k for k in others if k not in SHIPPED]
+    expect_shipped = not own or root.resolve() == DEFAULT_ROOT.resolve()
+    shipped = [k for k in SHIPPED if expect_shipped or (root / k).is_dir()]
+    return {key: dataset_title(root, key) for key in [*shipped, *own]}
 
 
 def read_info(folder: Path) -> dict:

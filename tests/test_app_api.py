@@ -58,6 +58,8 @@ def test_pick_and_random_test_image(client, atlas):
         np.testing.assert_array_equal(read(a), atlas["images"][int(ia)])
     with pytest.raises(AppError, match="Atlas index must be"):
         client.predict("mnist", 10**7, api_name="/pick_test")
+    with pytest.raises(AppError, match="Atlas index must be a whole number"):
+        client.predict("mnist", 7.5, api_name="/pick_test")
 
 
 def test_reconstruct(client, digit):
@@ -87,6 +89,8 @@ def test_sample_is_seeded_and_shows_the_gap(client):
     assert "GMM" in a[4] and "nearest atlas code" in a[4]
     with pytest.raises(AppError, match="maximum value 3"):
         client.predict("mnist", 3, 50.0, api_name="/sample")
+    with pytest.raises(AppError, match="seed must be a whole number"):  # not rounded to seed 0 without a word
+        client.predict("mnist", 0.5, 1.0, api_name="/sample")
 
 
 def test_interpolate(client, digit, tmp_path, atlas):
@@ -210,12 +214,23 @@ def test_pickers_of_different_latent_sizes_and_bad_names(client, digit):
     values = slider_values(out)
     a_img, b_img = client.predict("mnist", *values, "vae-2", "vae-16-iaf", 0, api_name="/slide")
     assert read(a_img).shape == read(b_img).shape == (112, 112)
-    with pytest.raises(AppError, match="vae-99 is not in the list of choices"):
+    with pytest.raises(AppError, match="MNIST has no model 'vae-99'"):
         client.predict("mnist", handle_file(digit), 0, "ae-16", "vae-99", 0, api_name="/reconstruct")
     with pytest.raises(AppError, match="Fashion-MNIST has no model 'vae-16-iaf'"):  # an MNIST-only model
         client.predict("fashion-mnist", handle_file(digit), 0, "ae-16", "vae-16-iaf", 0, api_name="/reconstruct")
     with pytest.raises(AppError, match=r"whole number 0..9 \(got 42\)"):  # CVAE-16 has classes 0..9
         client.predict("mnist", handle_file(digit), 0, "cvae-16", "vae-16", 42, api_name="/reconstruct")
+
+
+def test_any_dataset_and_model_in_any_order(client):
+    """A model is checked against the dataset the call names, not against the pickers' last choices: after a
+    switch to Fashion-MNIST (whose pickers lack the MNIST-only variants), MNIST's β-VAE is still diagnosed."""
+    client.predict("fashion-mnist", api_name="/set_dataset")
+    summary, _, _, _, text = client.predict("mnist", "vae-16-beta4", api_name="/diagnostics")
+    assert "β" in text or "beta" in text.lower()
+    assert "partly collapsed" in text
+    with pytest.raises(AppError, match="Fashion-MNIST has no model 'vae-16-beta4'"):
+        client.predict("fashion-mnist", "vae-16-beta4", api_name="/diagnostics")
 
 
 def test_set_dataset_switches_everything(client):

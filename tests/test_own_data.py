@@ -56,6 +56,8 @@ def test_npz_gray_and_rgb_and_idx(tmp_path):
     d = read_spec(f"npz:{tmp_path / 'rgb.npz'}")
     assert d.images.shape == (120, 20, 20, 3) and list(np.unique(d.labels)) == [0, 1, 2]
     np.testing.assert_array_equal(d.labels, labels)
+    assert d.class_names == ["3", "13", "23"]  # labels without names: named by their values
+    assert dataset_info(f"npz:{tmp_path / 'rgb.npz'}")["class_names"] == ["3", "13", "23"]
     assert to_float(load_split(f"npz:{tmp_path / 'rgb.npz'}", ".", True)[0]).shape[1:] == (3, 20, 20)
     gray = rgb[..., 0]
     np.savez(tmp_path / "gray.npz", images=gray)
@@ -67,7 +69,7 @@ def test_npz_gray_and_rgb_and_idx(tmp_path):
     i = read_spec(f"idx:{prefix}")
     np.testing.assert_array_equal(i.images, gray)
     np.testing.assert_array_equal(i.labels, labels)
-    assert i.name == "digits"
+    assert i.name == "digits" and i.class_names == ["0", "1", "2"]
     (tmp_path / "colour-images-idx3-ubyte").write_bytes(  # a 4-D unsigned-byte IDX file: (N, H, W, 3)
         struct.pack(">BBBBIIII", 0, 0, 0x08, 4, 120, 20, 20, 3) + rgb.tobytes())
     c = read_spec(f"idx:{tmp_path / 'colour'}")
@@ -183,6 +185,11 @@ def test_likelihood_and_preprocessing_follow_the_data(tmp_path, capsys):
     cfg, model_cfg = parse_args(["--dataset", f"npz:{tmp_path / 'b.npz'}", "--out", str(tmp_path / "o")])
     assert (model_cfg.likelihood, cfg.binarize, model_cfg.image_channels) == ("bernoulli", "dynamic", 1)
     assert dataset_info(f"npz:{tmp_path / 'b.npz'}")["preprocess"] == "digit"
+    grey = make_shapes(100, colour=False, seed=3)[0]  # grey levels (not near-binary), light objects on a dark ground
+    np.savez(tmp_path / "grey.npz", images=grey, labels=np.arange(100) % 10)
+    assert dataset_info(f"npz:{tmp_path / 'grey.npz'}")["preprocess"] == "digit"  # an upload is centred, inverted
+    np.savez(tmp_path / "paper.npz", images=255 - grey)  # dark objects on a light ground: not inverted
+    assert dataset_info(f"npz:{tmp_path / 'paper.npz'}")["preprocess"] == "photo"
     with pytest.raises(SystemExit):
         parse_args(["--dataset", "mnist", "--image-size", "32"])  # MNIST is 28x28: a clear refusal
     with pytest.raises(SystemExit):
@@ -204,6 +211,21 @@ def test_conv_family_grows_with_the_image():
         assert len(convs) == conv_depth(size)
     with pytest.raises(ValueError, match="divisible by 8"):
         ModelConfig(image_size=36)
+
+
+@pytest.mark.parametrize("size", [48, 56])
+def test_explored_models_fit_under_10_mb(tmp_path, size):
+    """At 48x48 the conv family's default width gave a 10,141,034-byte model.safetensors: explore narrows it."""
+    import torch
+
+    from models import Autoencoder, ModelConfig
+    from training.explore import fit_in_file
+
+    cfg = fit_in_file(ModelConfig(family="conv", bottleneck="vae", latent_dim=16, image_size=size, image_channels=3,
+                                  likelihood="gaussian"))
+    assert cfg.hidden_dim < 512
+    Autoencoder(cfg).save_pretrained(tmp_path / "m", dtype=torch.float16)
+    assert 5_000_000 < (tmp_path / "m" / "model.safetensors").stat().st_size < 10_000_000
 
 
 # ---- make explore, then the app --------------------------------------------------------------------------
@@ -230,6 +252,9 @@ def test_explore_writes_a_dataset_folder(explored):
     with np.load(folder / "atlas.npz") as f:
         assert f["images"].shape == (30, 32, 32, 3) and list(f["class_names"]) == list(SHAPES)
         assert f["ae-16__umap"].shape == (30, 2) and f["vae-2__mean"].shape == (30, 2)
+    for model in ("ae-16", "ae-2", "vae-16", "vae-2"):  # what a finished run ships: no resume state
+        assert sorted(p.name for p in (folder / model).iterdir()) == [
+            "README.md", "config.json", "metrics.json", "model.safetensors"], model
     metrics = json.loads((folder / "vae-16" / "metrics.json").read_text())
     assert metrics["eval"]["is_k"] == 5 and metrics["dataset_info"]["test_split"] == {"fraction": 0.1, "seed": 0}
     assert "explore:" in r.stderr and "left" in r.stderr  # the job's one progress bar, with the time left
@@ -298,7 +323,8 @@ def test_explore_bad_arguments(tmp_path, capsys):
                           ([str(tmp_path), "--name", "Bad Name"], "use lower-case letters"),
                           ([str(tmp_path), "--name", "mnist"], "not a shipped dataset's name"),
                           ([str(tmp_path)], "no image files"),
-                          ([str(tmp_path), "--epochs", "-1"], "must be >= 0")):
+                          ([str(tmp_path), "--epochs", "-1"], "must be >= 0"),
+                          ([str(tmp_path), "--preprocess", "sideways"], "invalid choice")):
         with pytest.raises(SystemExit) as exit_:
             main([*argv, "--checkpoints", str(tmp_path / "c")])
         err = capsys.readouterr().err
@@ -326,3 +352,24 @@ def test_training_a_small_folder_with_the_default_flags(tmp_path):
     assert (len(data.train), len(data.val)) == (440, 100)
     mnist = write_fake_mnist(tmp_path / "mnist", n_train=200, n_test=20)
     assert len(load_data(TrainConfig(dataset="mnist", data_root=str(mnist), out=str(out)), cpu).val) == 20
+
+
+def test_a_root_of_ones_own_expects_only_what_it_holds(tmp_path):
+    """LATENT_EXPLORER_CHECKPOINTS at a root with only one's own dataset: no shipped dataset is called missing;
+    an empty root still names the shipped ones (what to regenerate); an atlas without class names gets "0".."K-1"."""
+    from explorer.bundle import load_dataset
+    from explorer.catalog import DEFAULT_ROOT, find_datasets, missing_files
+
+    own = tmp_path / "own"
+    (own / "digits").mkdir(parents=True)
+    images = np.zeros((20, 16, 16), np.uint8)
+    np.savez(own / "digits" / "atlas.npz", images=images, labels=np.arange(20) % 10,
+             class_names=np.array([], dtype=np.str_))
+    assert list(find_datasets(own)) == ["digits"]
+    assert not [f for key in find_datasets(own) for f in missing_files(own, key)]
+    assert list(find_datasets(tmp_path / "empty")) == ["mnist", "fashion-mnist"]
+    (own / "mnist").mkdir()
+    assert list(find_datasets(own)) == ["mnist", "digits"]  # a shipped folder that is there is expected whole
+    assert list(find_datasets(DEFAULT_ROOT))[:2] == ["mnist", "fashion-mnist"]
+    b = load_dataset("digits", own, names=[])
+    assert b.class_names == [str(c) for c in range(10)]

@@ -92,8 +92,9 @@ def dataset_info(name: str, image_size: int = 0, channels: int = 0) -> dict:
         return {"name": name, "title": TITLES[name], "spec": name, "class_names": CLASS_NAMES[name], "labelled": True,
                 "image_size": 28, "image_channels": 1, "preprocess": "digit", "notes": []}
     d = user_data(name, image_size, channels)
-    # Near-binary grayscale data (digits, sketches) gets the digit-style centring; anything else is a photo.
-    digit_like = d.channels == 1 and sources.near_binary(d.images)
+    # Grayscale objects on a dark ground (digits, sketches, MNIST-like items, near-binary or with grey levels) get the
+    # digit-style centring and polarity; anything else (colour, or a light ground) is a photo: resized, not inverted.
+    digit_like = d.channels == 1 and sources.dark_background(d.images)
     return {"name": d.name, "title": d.name, "spec": d.spec, "class_names": d.class_names, "labelled": d.labelled,
             "image_size": d.size, "image_channels": d.channels, "preprocess": "digit" if digit_like else "photo",
             "notes": d.notes, "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}}

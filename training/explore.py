@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="1 grayscale, 3 RGB (default 0: RGB if any image has colour)")
     p.add_argument("--likelihood", default="auto", choices=("auto", "bernoulli", "gaussian"),
                    help="decoder likelihood (default auto: bernoulli for near-binary pixels, else gaussian)")
+    p.add_argument("--preprocess", default="auto", choices=("auto", "digit", "photo"),
+                   help="how the app prepares an upload: digit (centre the object, light on dark, as MNIST), photo "
+                        "(resize and crop, colours kept); default auto: digit for grayscale objects on a dark ground")
     p.add_argument("--k", type=int, default=100, help="importance samples of the IS-NLL (default 100)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from models import ModelConfig
-    from training.train import TrainConfig, default_val_size, resolve_data_flags, train
+    from training.train import RESUME_NAME, TrainConfig, default_val_size, resolve_data_flags, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,11 +144,13 @@ def main(argv: list[str] | None = None) -> None:
                               batch_size=128, lr=1e-3, seed=0, val_size=val, device=args.device,
                               binarize=flags.binarize, weights_dtype="float16",
                               kl_warmup_steps=steps // 10 if bottleneck == "vae" else 0)
-            model_cfg = ModelConfig(family="conv", bottleneck=bottleneck, latent_dim=dim, likelihood=flags.likelihood,
-                                    image_size=flags.image_size, image_channels=flags.image_channels,
-                                    title=f"{bottleneck.upper()}-{dim}")
+            model_cfg = fit_in_file(ModelConfig(family="conv", bottleneck=bottleneck, latent_dim=dim,
+                                                 likelihood=flags.likelihood, image_size=flags.image_size,
+                                                 image_channels=flags.image_channels,
+                                                 title=f"{bottleneck.upper()}-{dim}"))
             with contextlib.redirect_stdout(log):
                 train(cfg, model_cfg, progress=False, on_step=job.step)
+            (out / model_name / RESUME_NAME).unlink(missing_ok=True)  # a finished run needs no resume state
         job.stage("atlas (UMAP of each model's codes)")
         before = job.bar.n
         from training import evaluate, export
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         written = export.write_info(out, spec, flags.image_size, flags.image_channels)
         if args.name:  # the app shows the chosen name as the title
             written["title"] = written["name"] = name
+        if args.preprocess != "auto":
+            written["preprocess"] = args.preprocess
+        if args.name or args.preprocess != "auto":
             export.write_json(out / export.INFO_NAME, written)
         job.done(max(0, total_steps // 10 - (job.bar.n - before)))
         for model_name, _, _ in plan:
@@ -173,6 +181,23 @@ def main(argv: list[str] | None = None) -> None:
         fail(prog, f"interrupted; {out} is incomplete: run again with --overwrite", 130)
     job.bar.close()
     print(summary(out, [m for m, _, _ in plan], time.perf_counter() - t0))
+
+
+MAX_WEIGHT_BYTES = 9_500_000  # model.safetensors in float16: under the 10 MB a Space takes without LFS
+
+
+def fit_in_file(model_cfg):
+    """The config with the widest hidden layer (512, 384, 256, ...) whose float16 weights stay under
+    MAX_WEIGHT_BYTES: the conv family's flattened features grow with the image (48x48: 10.2 MB at 512)."""
+    import dataclasses
+
+    from models import Autoencoder
+
+    for hidden in (512, 384, 256, 192, 128, 96, 64):
+        cfg = dataclasses.replace(model_cfg, hidden_dim=hidden)
+        if 2 * sum(p.numel() for p in Autoencoder(cfg).parameters()) <= MAX_WEIGHT_BYTES:
+            return cfg
+    return cfg
 
 
 def summary(out: Path, names: list[str], seconds: float) -> str:

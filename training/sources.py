@@ -206,12 +206,13 @@ def _read_npz(path: Path):
         raise SourceError(f"npz:{path}: 'images' must be uint8 (0..255), got {images.dtype}")
     if images.ndim == 4:
         images = images[..., 0] if images.shape[3] == 1 else images[..., :3]
-    return list(images), _check_labels(labels, len(images), f"npz:{path}"), [], []
+    return list(images), *_check_labels(labels, len(images), f"npz:{path}"), []
 
 
-def _check_labels(labels, n: int, where: str):
+def _check_labels(labels, n: int, where: str) -> tuple[np.ndarray | None, list[str]]:
+    """(labels remapped to 0..K-1, the K class names: the original values as text, "0".."9" for digits)."""
     if labels is None:
-        return None
+        return None, []
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu" and not (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)):
         raise SourceError(f"{where}: 'labels' must be integers (class indices), got {labels.dtype}")
@@ -222,7 +223,7 @@ def _check_labels(labels, n: int, where: str):
         raise SourceError(f"{where}: labels must be >= 0, got {labels.min()}")
     classes = np.unique(labels)
     remap = np.searchsorted(classes, labels)  # 0..K-1 in the order of the original values
-    return remap.astype(np.int64)
+    return remap.astype(np.int64), [str(int(c)) for c in classes]
 
 
 def _idx_file(prefix: Path, what: str) -> Path | None:
@@ -259,7 +260,7 @@ def _read_idx(prefix: Path):
         raise SourceError(f"idx:{img_file}: expected (N, H, W) images, got {images.ndim} dimensions")
     lab_file = _idx_file(prefix, "labels") if img_file != prefix else None
     labels = _read_idx_array(lab_file) if lab_file is not None else None
-    return list(images), _check_labels(labels, len(images), f"idx:{prefix}"), [], []
+    return list(images), *_check_labels(labels, len(images), f"idx:{prefix}"), []
 
 
 # ---- one size, one channel count --------------------------------------------------------------------------
@@ -307,6 +308,13 @@ def _uniform(arrays: list[np.ndarray], image_size: int, channels: int) -> tuple[
             im = im.crop((left, top, left + target, top + target))
         out[i] = np.asarray(im, np.uint8)
     return out, notes
+
+
+def dark_background(images: np.ndarray, level: float = 0.2) -> bool:
+    """Whether the images show objects on a dark ground, as MNIST and Fashion-MNIST do: the median brightness of
+    their 1-pixel border is at most `level` (of white). images: uint8 (N, H, W)."""
+    border = np.concatenate([images[:, 0], images[:, -1], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1)
+    return bool(np.median(border.astype(np.float32)) / 255 <= level)
 
 
 def near_binary(images: np.ndarray, tolerance: float = 0.1, share: float = 0.9) -> bool:
