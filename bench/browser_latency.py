@@ -1,8 +1,12 @@
-"""Slider latency in a real browser: Debian's Chromium (Playwright) against the launched app.
+"""Latency in a real browser: Debian's Chromium (Playwright) against the launched app.
 
-    python bench/browser_latency.py [--moves 40] [--drag-seconds 3]
+    python bench/browser_latency.py [--moves 40] [--drag-seconds 3] [--pages 2] [--only pages|sliders]
 
-Prints, side by side in one page:
+Prints, side by side in one run:
+- navigation -> first pictures: from the start of the navigation (performance.now() = 0) until the gallery's and the
+  current input's images are decoded, on a fresh page (median over --pages pages; goal <= 2 s);
+- tab click -> its content drawn: for every tab, on a fresh page that has shown its first pictures and settled, from
+  the click until the tab's own pictures are decoded and its plots drawn (median over --pages pages; goal <= 1 s);
 - slider input -> new pixels shown: from the range element's `input` event to the first animation frame
   after the VAE decode's new image has been decoded by the browser (median and p90 over --moves moves);
 - updates per second while a slider is dragged with the mouse (distinct new images shown per second);
@@ -87,6 +91,61 @@ NOOP = """() => new Promise(resolve => {
 })"""
 
 
+# Resolves with performance.now() (ms since the navigation started) once every selector shows drawn content: a
+# decoded <img>, a drawn plot (a canvas or svg of non-zero size), or text. Polled every animation frame.
+DRAWN = """(selectors) => new Promise(resolve => {
+  const drawn = sel => {
+    const el = document.querySelector(sel);
+    if (!el || el.offsetParent === null) return false;
+    const img = el.querySelector('img');
+    if (img) return img.complete && img.naturalWidth > 0;
+    const plot = el.querySelector('canvas, svg.marks');
+    if (plot) { const r = plot.getBoundingClientRect(); return r.width > 0 && r.height > 0; }
+    return false;
+  };
+  const poll = () => selectors.every(drawn) ? resolve(performance.now()) : requestAnimationFrame(poll);
+  poll();
+})"""
+FIRST_PICTURES = ["#gallery", "#current"]
+# Each tab's own content: its pictures and plots (the first thing a person looks at there).
+TAB_CONTENT = {
+    "Reconstruct": ["#rec-a", "#rec-b"], "Sample": ["#smp-a", "#smp-b"], "Interpolate": ["#int-a", "#int-b"],
+    "Latent sliders": ["#sl-a", "#sl-b"], "Latent map": ["#map-a", "#map-b"], "Impute": ["#imp-ae", "#imp-vae"],
+    "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-task-plot", "#sc-roc", "#sc-imp"],
+    "Diagnostics": ["#dg-curves", "#dg-kl"],
+}
+CLICK_TAB = """([name, selectors]) => new Promise(resolve => {
+  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === name);
+  const t = performance.now();
+  tab.click();
+  (%s)(selectors).then(done => resolve(done - t));
+})""" % DRAWN
+
+
+def settle(page, quiet_ms: int = 1500, limit_s: float = 30.0) -> None:
+    """Wait until the page has had no request in flight for quiet_ms (its load events are done)."""
+    page.wait_for_load_state("networkidle", timeout=limit_s * 1000)
+    time.sleep(quiet_ms / 1000)
+
+
+def page_latency(browser, url: str, pages: int) -> tuple[list[float], dict[str, list[float]]]:
+    """(navigation -> first pictures, ms, per page; {tab: click -> content drawn, ms, per page}), each on fresh pages."""
+    first, tabs = [], {name: [] for name in TAB_CONTENT}
+    for _ in range(pages):
+        for name in [None, *TAB_CONTENT]:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url, wait_until="commit")
+            shown = page.evaluate(DRAWN, FIRST_PICTURES)
+            if name is None:
+                first.append(shown)
+            else:
+                settle(page)
+                tabs[name].append(page.evaluate(CLICK_TAB, [name, TAB_CONTENT[name]]))
+            page.close()
+    return first, tabs
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -142,6 +201,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--moves", type=int, default=40, help="slider moves and no-op clicks (>= 30)")
     p.add_argument("--drag-seconds", type=float, default=3.0)
+    p.add_argument("--pages", type=int, default=2, help="fresh pages per page-latency figure (median)")
+    p.add_argument("--only", choices=("pages", "sliders"), default=None, help="measure only one part")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -154,30 +215,39 @@ def main() -> None:
             page.goto(app.url)
             open_sliders(page)
             live = page.evaluate(INSTRUMENT, ["#b-s0", "#sl-b", "#live-b"])
-            for i in range(10):  # warm-up
+            for i in range(10):  # warm-up (also of the server: every model loaded, every first call made)
                 slider_move(page, "#b-s0", 1000 + i)
                 page.evaluate(NOOP)
             moves, noops = [], []
-            for i in range(args.moves):  # interleaved, so both see the same machine
+            for i in range(args.moves if args.only != "pages" else 0):  # interleaved: both see the same machine
                 moves.append(slider_move(page, "#b-s0", i))
                 noops.append(page.evaluate(NOOP))
-            decode_ms = page.evaluate("() => window.latentLive.decodeMs.slice()") if live else []
-            rate, input_rate, n_shown = drag(page, "#b-s2", args.drag_seconds)
+            decode_ms = page.evaluate("() => window.latentLive.decodeMs.slice()") if live and moves else []
+            rate, input_rate, n_shown = drag(page, "#b-s2", args.drag_seconds) if moves else (0, 0, 0)
+            first, tabs = page_latency(browser, app.url, args.pages) if args.only != "sliders" else ([], {})
+            noops += [page.evaluate(NOOP) for _ in range(10)]  # the floor again, after the page loads
             browser.close()
     finally:
         app.stop()
-    shown_by = "the page's live canvas (decoded in the browser)" if live else "the server's image"
-    print(f"new pixels shown by {shown_by}")
-    print(f"slider input -> new pixels shown: median {statistics.median(moves):.1f} ms, p90 {pct(moves, 90):.1f} ms "
-          f"over {len(moves)} moves (goal: median <= 50 ms)")
-    if decode_ms:
-        print(f"  of which the page's decode of one model + drawing it: median {statistics.median(decode_ms):.1f} ms "
-              f"(the rest is waiting for the next animation frame, ~16.7 ms apart, and the frame itself)")
+    floor = statistics.median(noops)
     print(f"browser no-op floor, a Gradio event that does nothing (click -> its answer in the page): median "
-          f"{statistics.median(noops):.1f} ms, p90 {pct(noops, 90):.1f} ms over {len(noops)} clicks; "
-          f"slider / floor = {statistics.median(moves) / statistics.median(noops):.2f}")
-    print(f"drag for {args.drag_seconds:g} s: {rate:.1f} new images shown per second ({n_shown} in all) from "
-          f"{input_rate:.0f} input events per second (goal: >= 20 updates per second)")
+          f"{floor:.1f} ms, p90 {pct(noops, 90):.1f} ms over {len(noops)} clicks")
+    if first:
+        print(f"navigation -> first pictures (gallery, current input): median {statistics.median(first) / 1000:.2f} s "
+              f"over {len(first)} fresh pages (goal <= 2 s); {statistics.median(first) / floor:.0f}x the floor")
+        for name, ms in tabs.items():
+            print(f"  tab {name!r}: click -> content drawn, median {statistics.median(ms) / 1000:.2f} s "
+                  f"(max {max(ms) / 1000:.2f} s; goal <= 1 s): {statistics.median(ms) / floor:.1f}x the floor")
+    if moves:
+        shown_by = "the page's live canvas (decoded in the browser)" if live else "the server's image"
+        print(f"new pixels shown by {shown_by}")
+        print(f"slider input -> new pixels shown: median {statistics.median(moves):.1f} ms, p90 {pct(moves, 90):.1f} ms "
+              f"over {len(moves)} moves (goal: median <= 50 ms); slider / floor = {statistics.median(moves) / floor:.2f}")
+        if decode_ms:
+            print(f"  of which the page's decode of one model + drawing it: median {statistics.median(decode_ms):.1f} "
+                  f"ms (the rest is waiting for the next animation frame, ~16.7 ms apart, and the frame itself)")
+        print(f"drag for {args.drag_seconds:g} s: {rate:.1f} new images shown per second ({n_shown} in all) from "
+              f"{input_rate:.0f} input events per second (goal: >= 20 updates per second)")
 
 
 if __name__ == "__main__":

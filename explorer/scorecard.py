@@ -34,7 +34,8 @@ def verdict_rows(card: dict) -> list[list[str]]:
         for dim, v in sorted(by_dim.items(), key=lambda kv: -int(kv[0])):
             values = ", ".join(f"{n} {x:.4g}" for n, x in v["ranking"])
             if v.get("tie"):
-                verdict = f"tie (within {TIE:.0%})"
+                within = v.get("spread", 0.0) > TIE * max(abs(x) for _, x in v["ranking"][:2])
+                verdict = f"tie (within the draws' spread, {v['spread']:.3g})" if within else f"tie (within {TIE:.0%})"
             else:
                 verdict = f"**{v['winner']}**" + (f" by {v['margin']:.3g}" if "margin" in v else "") + (
                     f" ({v['ratio']:.2f}x)" if v.get("ratio") else "")
@@ -51,13 +52,18 @@ def markdown(card: dict) -> str:
              f"computing every figure took {total_minutes(card):.1f} min, task by task, on "
              f"{card['seconds'].get('threads', '?')} thread(s)). Winner per task and latent size, from the figures:", ""]
     lines += table(["task", "latent", "figure", "values", "winner"], verdict_rows(card))
+    if card["protocol"].get("tie_rule"):
+        lines += ["", f"Ties: {card['protocol']['tie_rule']}."]
     have = lambda task: [n for n in names if task in models[n]["tasks"]]  # noqa: E731
     if have("generation"):
         base = card.get("baselines", {}).get("generation", {})
-        rows = [[n, s, fmt(f["fd"], 2), fmt(f["precision"]), fmt(f["recall"])]
+        rows = [[n, s, fmt(f["fd"], 2) + (f" ± {f['fd_std']:.2f}" if "fd_std" in f else ""), fmt(f["precision"]),
+                 fmt(f["recall"])]
                 for n in have("generation") for s, f in models[n]["tasks"]["generation"].items() if s != "best"]
         rows += [[f"*{k}*", "–", fmt(f["fd"], 2), fmt(f.get("precision")), fmt(f.get("recall"))] for k, f in base.items()]
-        lines += ["", "Generation (Fréchet distance and precision/recall, k = 3, in the classifier's features):", ""]
+        draws = card["protocol"].get("generation_draws", 1)
+        lines += ["", "Generation (Fréchet distance and precision/recall, k = 3, in the classifier's features"
+                      + (f"; mean ± std over {draws} sample draws" if draws > 1 else "") + "):", ""]
         lines += table(["model", "sampler", "FD", "precision", "recall"], rows)
     if have("ood"):
         pairs = sorted({p for n in have("ood") for p in models[n]["tasks"]["ood"]["pairs"]})

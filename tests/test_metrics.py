@@ -218,6 +218,10 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     for name, m in card["models"].items():
         assert set(m["tasks"]) == set(TASKS) and m["latent_dim"] == 2
         assert 0 <= m["tasks"]["generation"]["prior"]["precision"] <= 1
+        prior = m["tasks"]["generation"]["prior"]
+        assert prior["draws"] == 3 and len(set(prior["fd_draws"])) == 3  # three independent sample sets
+        assert prior["fd"] == pytest.approx(np.mean(prior["fd_draws"])) and prior["fd_std"] > 0
+        assert prior["fd_std"] == pytest.approx(np.std(prior["fd_draws"], ddof=1))
         assert all(v["mse_to_clean"] >= 0 for v in m["tasks"]["denoising"].values())
         ood = m["tasks"]["ood"]
         assert set(ood["pairs"]) == {"fashion-mnist", "uniform_noise", "inverted", "rotated_90"}
@@ -257,6 +261,28 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     assert again["seconds"]["last_run_tasks"] == ["denoising"]
 
 
+def test_ties_follow_the_figures_own_spread():
+    """A margin inside the draws' spread is a tie (FD 10.0 ± 0.7 vs 10.5 ± 0.6: sqrt(0.7² + 0.6²) = 0.92 > 0.5),
+    although it is 5 % of the figure; outside it, or for a figure without draws, the 1 % rule decides."""
+    from explorer.scorecard import verdict_rows
+    from training.scorecard import verdicts
+
+    def model(fd, fd_std, mse):
+        return {"latent_dim": 16, "tasks": {"generation": {"prior": {"fd": fd, "fd_std": fd_std}},
+                                            "reconstruction": {"mse_per_pixel": mse}}}
+
+    v = verdicts({"a": model(10.0, 0.7, 0.0200), "b": model(10.5, 0.6, 0.0201)})
+    prior, recon = v["generation (prior)"]["16"], v["reconstruction"]["16"]
+    assert prior["tie"] and prior["spread"] == pytest.approx(np.hypot(0.7, 0.6)) and prior["winner"] == "a"
+    assert recon["tie"] and "spread" not in recon  # 0.5 % apart, no draws: the 1 % rule
+    v = verdicts({"a": model(10.0, 0.1, 0.0200), "b": model(12.0, 0.1, 0.0300)})
+    assert not v["generation (prior)"]["16"]["tie"] and not v["reconstruction"]["16"]["tie"]
+    v = verdicts({"a": model(10.0, 0.7, 0.0200), "b": model(10.5, 0.6, 0.0300)})
+    rows = {r[0]: r[-1] for r in verdict_rows({"verdicts": v})}
+    assert rows["generation (prior)"] == "tie (within the draws' spread, 0.922)"
+    assert rows["reconstruction"].startswith("**a**")
+
+
 def test_scorecard_samples_each_models_own_prior():
     """The generation task decodes z ~ p(z) of the model's own prior: a mixture whose components sit at +-6 on the
     first axis gives codes there (N(0, I) would put them at 0), with the mixture's weights."""
@@ -278,7 +304,8 @@ def test_scorecard_samples_each_models_own_prior():
 
 
 @pytest.mark.parametrize("extra,message", [(("--tasks", "dancing"), "unknown"), (("--models", "gan-7"), "unknown"),
-                                           (("--samples", "1"), "must be >= 2")])
+                                           (("--samples", "1"), "must be >= 2"),
+                                           (("--generation-draws", "0"), "must be >= 1")])
 def test_scorecard_bad_flags_are_one_line(tmp_path, extra, message):
     root = make_checkpoints(tmp_path)
     r = run_scorecard(root, *extra)

@@ -373,3 +373,22 @@ def test_a_root_of_ones_own_expects_only_what_it_holds(tmp_path):
     assert list(find_datasets(DEFAULT_ROOT))[:2] == ["mnist", "fashion-mnist"]
     b = load_dataset("digits", own, names=[])
     assert b.class_names == [str(c) for c in range(10)]
+
+
+def test_explore_budget_scales_with_the_data():
+    """Fewer images, fewer steps: 2,000 images train ~3x fewer steps than 10,000; larger images fewer still."""
+    import math
+
+    from training.explore import budget_epochs
+    from training.train import default_val_size
+
+    def steps(n_images, size, dim):
+        n_train = n_images - math.ceil(0.1 * n_images)  # the test split
+        per_epoch = math.ceil((n_train - default_val_size(n_train)) / 128)
+        return budget_epochs(per_epoch, dim, size) * per_epoch
+
+    large = steps(10_000, 32, 16) * 2 + steps(10_000, 32, 2) * 2
+    small = steps(2_000, 32, 16) * 2 + steps(2_000, 32, 2) * 2
+    assert 1400 <= steps(10_000, 32, 16) <= 1500 and 550 <= steps(10_000, 32, 2) <= 600  # as before: the step caps
+    assert small < large / 2.5 and budget_epochs(13, 16, 32) == 40  # 2,000 images: 40 passes over them
+    assert steps(10_000, 48, 16) < steps(10_000, 32, 16) / 2 and budget_epochs(1, 2, 64) == 16 and budget_epochs(500, 16, 64) == 3

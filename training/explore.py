@@ -27,9 +27,20 @@ from pathlib import Path
 from training.cli import OneLineParser, _parse_bool, fail
 from training.data import DataError, dataset_info, load_split, sources
 
-STEPS_16, STEPS_2 = 1500, 600  # default optimizer steps of a 16-D and of a 2-D model (batch 128)
+# The training budget of a model, from the data: EPOCHS passes over the training images, at most STEPS optimizer
+# steps (batch 128) at up to 32x32 pixels and proportionally fewer above (a step costs its pixels); at least 3 epochs.
+# 10,000 images at 32x32: 23 and 9 epochs (the step caps); 2,000: 40 and 16 (520 and 208 steps).
+EPOCHS_16, EPOCHS_2 = 40, 16
+STEPS_16, STEPS_2 = 1500, 600
 MODELS = (("ae-16", "ae", 16), ("vae-16", "vae", 16), ("ae-2", "ae", 2), ("vae-2", "vae", 2))
 SHIPPED_NAMES = ("mnist", "fashion-mnist")
+
+
+def budget_epochs(per_epoch: int, latent_dim: int, image_size: int) -> int:
+    """Epochs of one model with `per_epoch` optimizer steps an epoch (the module's budget rule above)."""
+    epochs, steps = (EPOCHS_16, STEPS_16) if latent_dim > 2 else (EPOCHS_2, STEPS_2)
+    steps *= min(1.0, (32 / image_size) ** 2)
+    return max(3, min(epochs, round(steps / per_epoch)))
 
 
 def to_spec(path: str) -> str:
@@ -53,8 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                "(default: the data's file or folder name)")
     p.add_argument("--checkpoints", default="checkpoints", help="where the dataset folder is written")
     p.add_argument("--epochs", type=int, default=0,
-                   help=f"epochs per model (default 0: about {STEPS_16} optimizer steps for a 16-D model, "
-                        f"{STEPS_2} for a 2-D one)")
+                   help=f"epochs per model (default 0: from the data, {EPOCHS_16} epochs of a 16-D model and "
+                        f"{EPOCHS_2} of a 2-D one, at most {STEPS_16} and {STEPS_2} optimizer steps at 32x32 pixels)")
     p.add_argument("--no-2d", dest="pair_2d", action="store_false", help="train the AE-16 and VAE-16 only")
     p.add_argument("--image-size", type=int, default=0, help="resize to SxS (default 0: keep, at most 64)")
     p.add_argument("--image-channels", type=int, default=0, choices=(0, 1, 3),
@@ -128,11 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     val = default_val_size(n_train)
     per_epoch = math.ceil((n_train - val) / 128)
     plan = [(m, b, d) for m, b, d in MODELS if args.pair_2d or d > 2]
-    epochs = {m: args.epochs or max(3, min(200, round((STEPS_16 if d > 2 else STEPS_2) / per_epoch))) for m, _, d in plan}
+    epochs = {m: args.epochs or budget_epochs(per_epoch, d, info["image_size"]) for m, _, d in plan}
     total_steps = sum(epochs[m] * per_epoch for m, _, _ in plan)
     # the atlas (UMAP's first fit is ~30 s of JIT) and the evaluations: about a fifth of the training, by measurement
     print(f"{spec}: {n_train} training images ({val} of them for validation), {info['image_size']}x{info['image_size']}, "
-          f"{info['image_channels']} channel(s); training {', '.join(f'{m} ({epochs[m]} epochs)' for m, _, _ in plan)} "
+          f"{info['image_channels']} channel(s); training "
+          f"{', '.join(f'{m} ({epochs[m]} epochs, {epochs[m] * per_epoch} steps)' for m, _, _ in plan)} "
           f"into {out}", file=sys.stderr)
     job = Job(total_steps, extra=max(1, total_steps // 5))
     log = io.StringIO()  # the per-epoch JSON lines of training.train: kept in each model's metrics.json history

@@ -6,14 +6,16 @@ Scores every model folder of checkpoints/<dataset>/ (config.json + model.safeten
 models added later included) and writes checkpoints/<dataset>/scorecard.json: each figure, the protocol,
 seeds, library versions and the time taken. With --models or --tasks, only those entries are recomputed
 and the rest of an existing scorecard.json is kept. Verdicts (which model wins each task, by how much)
-are computed from the figures, per latent size, never written by hand.
+are computed from the figures, per latent size, never written by hand. A verdict is a tie when the margin
+between the best two is within TIE_RULE below (1 %, or the figures' own sampling spread where they have one).
 
 Tasks (TASKS below), on the full 10,000-image test set:
   reconstruction  the evaluator's MSE per pixel and nats per image (training.evaluate.evaluate_images)
   generation      10,000 samples from each model's own prior at temperature 1 (N(0, I), its learned mixture or
                   its VampPrior; an AE has none, so N(0, I); and, for an AE, from the Gaussian mixture
                   fitted to its training codes, stored in the atlas): Fréchet distance to the test set and
-                  precision/recall (k = 3), in the penultimate features of the shipped classifier
+                  precision/recall (k = 3), in the penultimate features of the shipped classifier; each the mean
+                  over 3 independent sample draws (seeds 0, 1, 2; --generation-draws), with their std
   denoising       Gaussian noise (sigma 0.2, 0.5) and 20 % salt-and-pepper, clipped to [0, 1]: MSE of the
                   reconstruction of the noisy image to the clean one
   representation  kNN (k = 5) and logistic-regression accuracy from the latent means, with 100 labels per
@@ -63,6 +65,10 @@ SEED = 0
 N_SAMPLES = 10_000
 LABELS_PER_CLASS, LABEL_DRAWS = 100, 10
 INTERPOLATION_POINTS = 9  # interior points of each linear path
+GENERATION_DRAWS = 3  # independent sample sets per sampler: the FD of one set of 10,000 moves by ~±0.7 (VampPrior)
+TIE_RULE = (f"a tie when the margin between the best two figures is at most {TIE:.0%} of the larger one or, where "
+            "both figures are means over random draws (generation: sample draws; few labels: label draws), at most "
+            "sqrt(std_1^2 + std_2^2), the spread of the difference of two draws")
 NOISES = {"gaussian_0.2": ("gaussian", 0.2), "gaussian_0.5": ("gaussian", 0.5), "salt_pepper_0.2": ("salt_pepper", 0.2)}
 
 
@@ -86,6 +92,7 @@ class Context:
     impute_steps: int = 20
     impute_chains: int = 4
     pairs: int = 1000  # interpolation pairs
+    generation_draws: int = GENERATION_DRAWS
     other_test_x: torch.Tensor | None = None  # the other dataset's test images (cross-dataset OOD)
     cache: dict = field(default_factory=dict)
 
@@ -116,26 +123,39 @@ def decode(model: Autoencoder, z: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def prior_codes(model: Autoencoder, n: int) -> np.ndarray:
+def prior_codes(model: Autoencoder, n: int, seed: int = SEED) -> np.ndarray:
     """n codes z ~ p(z) from the model's own prior (N(0, I), a learned mixture or a VampPrior; an AE's is
     N(0, I)), seeded: the same codes at every run."""
-    return model.sample_prior(n, generator=torch.Generator().manual_seed(SEED)).numpy()
+    return model.sample_prior(n, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def mean_and_std(draws: list[dict]) -> dict:
+    """Figures of independent draws -> each one's mean, its std over the draws (ddof 1) and the draws themselves."""
+    out = {"draws": len(draws)}
+    for key in draws[0]:
+        values = np.array([d[key] for d in draws], np.float64)
+        out.update({key: float(values.mean()), f"{key}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    f"{key}_draws": values.tolist()})
+    return out
 
 
 def generation(ctx: Context, name: str, model: Autoencoder) -> dict:
     from explorer.latent import gmm_sample
 
-    rng = np.random.default_rng(SEED)
-    samplers = {"prior": prior_codes(model, ctx.samples)}
     gmm = {k: ctx.atlas.get(f"{name}__gmm_{k}") for k in ("weights", "means", "covariances")}
+    samplers = {"prior": lambda seed: prior_codes(model, ctx.samples, seed)}
     if all(v is not None for v in gmm.values()):
-        samplers["gmm"] = gmm_sample(gmm["weights"], gmm["means"], gmm["covariances"], ctx.samples, rng)
+        samplers["gmm"] = lambda seed: gmm_sample(gmm["weights"], gmm["means"], gmm["covariances"], ctx.samples,
+                                                  np.random.default_rng(seed))
     real = ctx.test_features()
     out = {}
-    for sampler, z in samplers.items():
-        fake = ctx.features(decode(model, z))
-        precision, recall = precision_recall(real, fake, k=3)
-        out[sampler] = {"fd": frechet_distance_features(real, fake), "precision": precision, "recall": recall}
+    for sampler, codes in samplers.items():
+        draws = []
+        for seed in range(SEED, SEED + ctx.generation_draws):  # draw 0: the seed every earlier card used
+            fake = ctx.features(decode(model, codes(seed)))
+            precision, recall = precision_recall(real, fake, k=3)
+            draws.append({"fd": frechet_distance_features(real, fake), "precision": precision, "recall": recall})
+        out[sampler] = mean_and_std(draws)
     best = min(samplers, key=lambda k: out[k]["fd"])
     out["best"] = {"sampler": best, **out[best]}  # an AE's GMM may beat its prior (and a VAE's)
     return out
@@ -360,6 +380,14 @@ def dig(d: dict, path: tuple[str, ...]):
     return d
 
 
+def spread_of(model: dict, task: str, path: tuple[str, ...]) -> float | None:
+    """The std over random draws of a model's figure (its `<figure>_std` sibling: fd -> fd_std, few_labels_mean ->
+    few_labels_std), or None when the figure has no sampling spread."""
+    key = path[-1][: -len("_mean")] if path[-1].endswith("_mean") else path[-1]
+    value = dig(model.get("tasks", {}).get(task, {}), (*path[:-1], f"{key}_std"))
+    return None if value is None else float(value)
+
+
 def verdicts(models: dict) -> dict:
     """Per task and latent size: every model's primary figure, the winner, and its margin over the runner-up."""
     out: dict = {}
@@ -376,7 +404,10 @@ def verdicts(models: dict) -> dict:
                 best, second = rows[0][1], rows[1][1]
                 v["margin"] = abs(best - second)
                 v["ratio"] = (second / best) if better == "lower" and best else (best / second if second else None)
-                v["tie"] = v["margin"] <= TIE * max(abs(best), abs(second), 1e-12)
+                stds = [spread_of(models[n], task, path) for n, _ in rows[:2]]
+                if None not in stds:
+                    v["spread"] = float(np.hypot(*stds))  # the std of the difference of two independent draws
+                v["tie"] = v["margin"] <= max(TIE * max(abs(best), abs(second), 1e-12), v.get("spread", 0.0))
             out.setdefault(verdict, {})[dim] = v
     return out
 
@@ -426,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--impute-steps", type=int, default=20, help="iterations of every fill and sampler")
     p.add_argument("--impute-chains", type=int, default=4, help="chains per image of each VAE sampler")
     p.add_argument("--pairs", type=int, default=1000, help="test pairs for the interpolation task")
+    p.add_argument("--generation-draws", type=int, default=GENERATION_DRAWS,
+                   help=f"independent sample sets per sampler in the generation task (default {GENERATION_DRAWS})")
     p.add_argument("--markdown", action="store_true", help="print the existing scorecard.json as markdown; compute nothing")
     p.add_argument("--update-readme", metavar="README", help="also write the markdown into README's block for the dataset")
     args = p.parse_args(argv)
@@ -445,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
                  "impute_chains", "pairs"):
         if getattr(args, flag) < 2:
             p.error(f"--{flag.replace('_', '-')} must be >= 2, got {getattr(args, flag)}")
+    if args.generation_draws < 1:
+        p.error(f"--generation-draws must be >= 1, got {args.generation_draws}")
     folder = Path(args.checkpoints) / args.dataset
     if not folder.is_dir():
         fail(prog, f"{folder} does not exist: train the models first (`make checkpoints`).")
@@ -487,7 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     ctx = Context(args.dataset, test_x, test_y.numpy(), train_x, train_y.numpy(), classifier, atlas, found,
                   samples=args.samples, labels_per_class=args.labels_per_class, ood_images=args.ood_images,
                   ood_k=args.ood_k, impute_images=args.impute_images, impute_steps=args.impute_steps,
-                  impute_chains=args.impute_chains, pairs=args.pairs, other_test_x=other_x)
+                  impute_chains=args.impute_chains, pairs=args.pairs, other_test_x=other_x,
+                  generation_draws=args.generation_draws)
 
     out_path = folder / "scorecard.json"
     card = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -537,7 +573,8 @@ def main(argv: list[str] | None = None) -> None:
                   "noises": {k: list(v) for k, v in NOISES.items()}, "ood_images": args.ood_images,
                   "ood_k": args.ood_k, "impute_images": args.impute_images, "impute_steps": args.impute_steps,
                   "impute_chains": args.impute_chains, "interpolation_pairs": args.pairs,
-                  "interpolation_points": INTERPOLATION_POINTS, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
+                  "interpolation_points": INTERPOLATION_POINTS, "generation_draws": args.generation_draws,
+                  "tie_rule": TIE_RULE, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
         verdicts=verdicts(card["models"]),
     )
     card.setdefault("seconds", {})["last_run"] = round(time.perf_counter() - t_all, 1)
