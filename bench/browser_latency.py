@@ -92,7 +92,9 @@ NOOP = """() => new Promise(resolve => {
 
 
 # Resolves with performance.now() (ms since the navigation started) once every selector shows drawn content: a
-# decoded <img>, a drawn plot (a canvas or svg of non-zero size), or text. Polled every animation frame.
+# decoded <img>, or a drawn plot (a canvas or svg of non-zero size). Polled every animation frame; after LIMIT_MS it
+# resolves with the selectors still not drawn instead (a bench that waits forever tells nothing).
+LIMIT_MS = 30_000
 DRAWN = """(selectors) => new Promise(resolve => {
   const drawn = sel => {
     const el = document.querySelector(sel);
@@ -103,9 +105,14 @@ DRAWN = """(selectors) => new Promise(resolve => {
     if (plot) { const r = plot.getBoundingClientRect(); return r.width > 0 && r.height > 0; }
     return false;
   };
-  const poll = () => selectors.every(drawn) ? resolve(performance.now()) : requestAnimationFrame(poll);
+  const t0 = performance.now();
+  const poll = () => {
+    if (selectors.every(drawn)) resolve(performance.now());
+    else if (performance.now() - t0 > %d) resolve(selectors.filter(s => !drawn(s)));
+    else requestAnimationFrame(poll);
+  };
   poll();
-})"""
+})""" % LIMIT_MS
 FIRST_PICTURES = ["#gallery", "#current"]
 # Each tab's own content: its pictures and plots (the first thing a person looks at there).
 TAB_CONTENT = {
@@ -118,32 +125,71 @@ CLICK_TAB = """([name, selectors]) => new Promise(resolve => {
   const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === name);
   const t = performance.now();
   tab.click();
-  (%s)(selectors).then(done => resolve(done - t));
+  (%s)(selectors).then(done => resolve(typeof done === "number" ? done - t : done));
 })""" % DRAWN
 
 
-def settle(page, quiet_ms: int = 1500, limit_s: float = 30.0) -> None:
-    """Wait until the page has had no request in flight for quiet_ms (its load events are done)."""
-    page.wait_for_load_state("networkidle", timeout=limit_s * 1000)
-    time.sleep(quiet_ms / 1000)
+class Traffic:
+    """The page's requests to the app's queue in flight (joins and event streams; the page-long heartbeat stream
+    excluded, so "networkidle" never comes): a page has settled when none has been in flight for a while."""
+
+    def __init__(self, page):
+        self.open, self.last = set(), time.perf_counter()
+        page.on("request", self._start)
+        page.on("requestfinished", self._end)
+        page.on("requestfailed", self._end)
+
+    def _start(self, request) -> None:
+        if "/queue/" in request.url:
+            self.open.add(request)
+            self.last = time.perf_counter()
+
+    def _end(self, request) -> None:
+        if request in self.open:
+            self.open.discard(request)
+            self.last = time.perf_counter()
+
+    def settle(self, page, quiet_s: float = 1.5, limit_s: float = 60.0) -> bool:
+        """Wait until no queue request has been in flight for quiet_s; False if that took over limit_s."""
+        t0 = time.perf_counter()
+        while self.open or time.perf_counter() - self.last < quiet_s:
+            if time.perf_counter() - t0 > limit_s:
+                return False
+            page.wait_for_timeout(100)  # lets Playwright deliver the page's events
+        return True
+
+
+def not_drawn(result, what: str) -> bool:
+    if isinstance(result, list):
+        print(f"  {what}: not drawn within {LIMIT_MS / 1000:.0f} s: {', '.join(result)}", flush=True)
+        return True
+    return False
 
 
 def page_latency(browser, url: str, pages: int) -> tuple[list[float], dict[str, list[float]]]:
     """(navigation -> first pictures, ms, per page; {tab: click -> content drawn, ms, per page}), each on fresh pages."""
     first, tabs = [], {name: [] for name in TAB_CONTENT}
-    for _ in range(pages):
+    for k in range(pages):
         for name in [None, *TAB_CONTENT]:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
+            traffic = Traffic(page)
             page.goto(url, wait_until="commit")
+            page.wait_for_selector("#gallery", state="attached")
             shown = page.evaluate(DRAWN, FIRST_PICTURES)
-            if name is None:
-                first.append(shown)
-            else:
-                settle(page)
-                tabs[name].append(page.evaluate(CLICK_TAB, [name, TAB_CONTENT[name]]))
+            if not not_drawn(shown, f"page {k + 1}: first pictures"):
+                if name is None:
+                    first.append(shown)
+                    print(f"  page {k + 1}: first pictures at {shown / 1000:.2f} s", flush=True)
+                else:
+                    if not traffic.settle(page):
+                        print(f"  page {k + 1}: still busy after 60 s; measuring {name!r} anyway", flush=True)
+                    ms = page.evaluate(CLICK_TAB, [name, TAB_CONTENT[name]])
+                    if not not_drawn(ms, f"page {k + 1}: tab {name!r}"):
+                        tabs[name].append(ms)
+                        print(f"  page {k + 1}: tab {name!r} drawn {ms / 1000:.2f} s after the click", flush=True)
             page.close()
-    return first, tabs
+    return first, {name: ms for name, ms in tabs.items() if ms}
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -30,7 +30,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, .
         if f.name in skip:
             continue
         tp = hints[f.name]
-        kwargs: dict = {"default": f.default, "help": f"{f.metadata.get('help', '')} (default: {f.default})"}
+        kwargs: dict = {"default": f.default, "help": f"{f.metadata.get('help', '').replace('%', '%%')} (default: {f.default})"}
         if typing.get_origin(tp) is typing.Literal:
             kwargs["choices"] = typing.get_args(tp)
         elif tp is bool:  # `--resume` alone means true; `--resume false` also works

@@ -60,7 +60,7 @@ class TrainConfig:
         default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist "
                                           "(and for near-binary data of your own with a bernoulli likelihood)"}
     )
-    val_size: int = field(default=-1, metadata={"help": "training images held out for validation (-1: 10 %% "
+    val_size: int = field(default=-1, metadata={"help": "training images held out for validation (-1: 10 % "
                                                         "of the training split, at most 5000)"})
     train_size: int = field(default=0, metadata={"help": "use only the first N training images (0 = all)"})
     seed: int = field(default=0, metadata={"help": "seed for init, batch order, binarization and z samples"})
