@@ -15,6 +15,7 @@
     frames: 0,         // decodes drawn so far
     decodeMs: [],      // time of the last decodes (decode + draw), for bench/browser_latency.py
     error: null,
+    pending: null,     // a spec whose decoders are fetched when the sliders are first on screen
   });
 
   // IEEE 754 half -> float, for the float16 weights.
@@ -163,28 +164,46 @@
     }
   }, true);
 
-  // Redraw from the sliders as they stand (after the server has set them, or when the tab opens).
-  live.sync = () => requestAnimationFrame(() => requestAnimationFrame(() => {
-    if (!live.spec) return;
-    for (const m of live.spec.models) {
-      readSliders(m);
-      live.dirty.add(m.prefix);
-    }
-    schedule();
-  }));
+  const onScreen = (spec) => {
+    const first = document.querySelector(`#${spec.models[0].prefix}0`);
+    return first !== null && first.offsetParent !== null;
+  };
 
-  // The server sends the decoders of the current dataset (Gradio js event, on load and dataset change).
-  live.load = async (spec) => {
-    if (!spec || !spec.models || !spec.models.length) {
-      live.spec = null;
-      showLive(false);
+  // The sliders' tab opened: fetch the pending decoders (a few MB; a page that never opens the sliders never
+  // fetches them), or redraw.
+  live.open = () => {
+    if (live.pending) {
+      const spec = live.pending;
+      live.pending = null;
+      activate(spec);
+    } else live.sync();
+  };
+
+  // Redraw from the sliders as they stand (after the server has set them, or when the tab opens).
+  live.sync = () => {
+    if (live.pending && onScreen(live.pending)) {
+      const spec = live.pending;
+      live.pending = null;
+      activate(spec);
       return;
     }
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (!live.spec) return;
+      for (const m of live.spec.models) {
+        readSliders(m);
+        live.dirty.add(m.prefix);
+      }
+      schedule();
+    }));
+  };
+
+  async function activate(spec) {
     try {
       if (typeof tf === "undefined") throw new Error("TensorFlow.js did not load");
       if (tf.getBackend() !== "cpu") await tf.setBackend("cpu");
       for (const m of spec.models) live.decoders[m.url] = live.decoders[m.url] || loadDecoder(m.url);
       await Promise.all(spec.models.map((m) => live.decoders[m.url]));
+      if (live.pending) return;  // a newer spec arrived meanwhile: the next sync takes it
       live.spec = spec;
       live.values = {};
       live.error = null;
@@ -196,5 +215,18 @@
       showLive(false);
       console.warn("live decoding is off:", err);
     }
+  }
+
+  // The server sends the decoders of the current pair (Gradio js event, on load and on a new dataset or pair). They
+  // are fetched when the sliders are on screen: now, if they are, or else when the tab opens (live.sync).
+  live.load = (spec) => {
+    if (!spec || !spec.models || !spec.models.length) {
+      live.pending = null;
+      live.spec = null;
+      showLive(false);
+      return;
+    }
+    live.pending = spec;
+    if (onScreen(spec)) live.open();
   };
 })();

@@ -179,6 +179,27 @@ def test_move_a_slider_with_the_keyboard(page, client):
     assert np.abs(canvas_gray(page, "#live-b").astype(int) - before).max() <= 1
 
 
+def test_the_live_decoders_are_fetched_when_the_sliders_open(app, page):
+    """A page fetches the live decoders (a few MB) only once its sliders are on screen, not at load."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a fresh visitor
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        fetched = []
+        pg.on("request", lambda r: fetched.append(r.url) if "decoder-" in r.url else None)
+        pg.goto(app.url)
+        wait_src(pg, "#current")
+        wait_src(pg, "#rec-b")
+        pg.wait_for_function("() => !!(window.latentLive && window.latentLive.pending)")  # the spec has arrived
+        time.sleep(1.0)
+        assert fetched == [] and pg.evaluate("() => window.latentLive.frames") == 0
+        open_tab(pg, "Latent sliders")
+        pg.wait_for_function("() => document.body.classList.contains('live-decoding') && window.latentLive.frames > 0")
+        assert len(fetched) == 2  # Model A's and Model B's decoder
+    finally:
+        context.close()
+
+
 def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
     """A browser that cannot run the live decoder (here: TensorFlow.js blocked) sees the server's decodes."""
     context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a second visitor
@@ -312,8 +333,10 @@ def wait_changed(pg, elem: str, before: np.ndarray, seconds: float = 20.0) -> bo
 
 def red_share(picture: np.ndarray) -> np.ndarray:
     """Where the Impute tab's masked picture is dark red (hidden pixels), as a boolean map of the picture itself
-    (cropped to its dark content: the page around a letterboxed image is light)."""
-    rows, cols = np.nonzero(picture.min(-1) < 150)
+    (cropped to its dark content: the page around a letterboxed image is light; rows and columns at least a third
+    dark, so that a label's text drawn over the element's corner does not count)."""
+    dark = picture.min(-1) < 150
+    rows, cols = np.nonzero(dark.mean(1) > 1 / 3)[0], np.nonzero(dark.mean(0) > 1 / 3)[0]
     picture = picture[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
     r, g = picture[..., 0], picture[..., 1]
     return (r > g + 40) & (r > 60)
@@ -418,7 +441,8 @@ def test_switch_dataset(page):
     assert differs(before_cur, pixels(page, "#current"))
     assert differs(before_map, pixels(page, "#map-b"))
     assert "Trouser" in page.locator("#legend").inner_text()
-    page.wait_for_function("() => window.latentLive.spec && window.latentLive.spec.dataset === 'fashion-mnist'")
+    page.wait_for_function("() => { const s = window.latentLive.pending || window.latentLive.spec; "
+                           "return s && s.dataset === 'fashion-mnist'; }")
     shot(page, "fashion-map")
     open_tab(page, "Reconstruct")
     shot(page, "fashion-reconstruct")

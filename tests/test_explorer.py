@@ -349,7 +349,7 @@ def test_zerogpu_path_with_a_stand_in_spaces_module(tmp_path):
         "    WRAPPED.append(fn.__name__)\n"
         "    return fn\n")
     code = ("import sys, spaces, app; assert app.MODELS.ready, 'models not loaded at import'; "
-            "assert app.gpu is spaces.GPU; print(sorted(spaces.WRAPPED))")
+            "import ui.common; assert ui.common.gpu is spaces.GPU; print(sorted(spaces.WRAPPED))")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "SPACES_ZERO_GPU": "1"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)

@@ -2,7 +2,7 @@
 
 Concurrent identical requests: gradio names each returned image's file by the hash of its bytes, so
 identical answers share one file. It used to be rewritten in place while other responses streamed it
-(app.save_pil_to_cache_atomically fixes that); these tests fetch every returned file while the others run.
+(ui.common.save_pil_to_cache_atomically fixes that); these tests fetch every returned file while the others run.
 """
 from __future__ import annotations
 

@@ -1,0 +1,83 @@
+"""Scorecard: every model of the dataset measured on the tasks where an AE and a VAE differ (scorecard.json)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer import scorecard
+from explorer.catalog import SHIPPED
+from explorer.images import InputError
+from ui.common import EV, Page, bundle, guarded
+
+VERDICT_DEFAULT = "generation (prior)"
+
+
+def card_of(dataset: str) -> dict:
+    b = bundle(dataset)
+    if not b.scorecard:
+        raise LookupError(no_scorecard(b))
+    return b.scorecard
+
+
+def no_scorecard(b) -> str:
+    """Why a dataset has no scorecard, and what to run (the scorecard measures the shipped datasets: its OOD tasks
+    pair MNIST with Fashion-MNIST)."""
+    if b.key in SHIPPED:
+        return (f"{b.title}: no scorecard.json. Compute it with "
+                f"`python -m training.scorecard --dataset {b.key} --data-root DATA`.")
+    return (f"{b.title} has no scorecard.json: the scorecard (and the Anomaly tab's test and OOD scores, read from it) "
+            "is computed for the shipped MNIST and Fashion-MNIST only, whose OOD tasks use each other. The other "
+            "tabs and Diagnostics work on this dataset.")
+
+
+@guarded
+def scorecard_tab(dataset: str):
+    """Everything the Scorecard tab shows for a dataset (its text says how to compute a missing scorecard)."""
+    try:
+        card = card_of(dataset)
+    except LookupError as e:
+        return str(e), gr.Dropdown(choices=[], value=None), None, None, None
+    verdicts = list(card["verdicts"])
+    verdict = VERDICT_DEFAULT if VERDICT_DEFAULT in verdicts else verdicts[0]
+    return (scorecard.verdict_markdown(card), gr.Dropdown(choices=verdicts, value=verdict),
+            scorecard.task_frame(card, verdict), scorecard.roc_frame(card, "other_dataset"),
+            scorecard.imputation_frame(card))
+
+
+@guarded
+def scorecard_task(dataset: str, verdict: str):
+    card = card_of(dataset)
+    if verdict not in card["verdicts"]:
+        raise InputError(f"task must be one of {list(card['verdicts'])}, got {verdict!r}.")
+    return scorecard.task_frame(card, verdict)
+
+
+@guarded
+def scorecard_roc(dataset: str, pair: str):
+    try:
+        return scorecard.roc_frame(card_of(dataset), pair)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def build(page: Page) -> gr.Tab:
+    with gr.Tab("Scorecard", elem_id="tab-scorecard") as tab:
+        gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
+                    "differ (see the README's scorecard section for the protocol).")
+        sc_text = gr.Markdown(elem_id="sc-text")
+        with gr.Row():
+            with gr.Column():
+                sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task", allow_custom_value=True)
+                sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
+                                          elem_id="sc-task-plot")
+            with gr.Column():
+                sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
+                                      label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
+                sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves", x_title="false-positive rate",
+                                     y_title="true-positive rate", elem_id="sc-roc")
+        sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill", label="Imputation: MSE on the missing pixels per mask",
+                                y_title="MSE per missing pixel", elem_id="sc-imp")
+    page.tab_event("scorecard", [page.demo_load, page.dataset.change], scorecard_tab, [page.dataset],
+                   [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
+    sc_task.input(scorecard_task, [page.dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
+    sc_pair.input(scorecard_roc, [page.dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
+    return tab
