@@ -29,6 +29,9 @@ CSS = """
 .live-row canvas { width: 180px; height: 180px; image-rendering: pixelated; background: #000; }
 #current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
 #title h1 { margin: 0; font-size: var(--text-xl); }
+#gallery .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; gap: 4px; }
+#gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; }
+#gallery .thumbnail-item img { object-fit: contain !important; image-rendering: pixelated; }
 """ + inputs.HIDE_INPUT_CSS
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:

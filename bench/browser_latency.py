@@ -4,9 +4,11 @@
 
 Prints, side by side in one run:
 - navigation -> first pictures: from the start of the navigation (performance.now() = 0) until the gallery's and the
-  current input's images are decoded, on a fresh page (median over --pages pages; goal <= 2 s);
-- tab click -> its content drawn: for every tab, on a fresh page that has shown its first pictures and settled, from
-  the click until the tab's own pictures are decoded and its plots drawn (median over --pages pages; goal <= 1 s);
+  current input's images are decoded, on a fresh page (median over --pages pages; goal <= 2 s), next to the same
+  for bench/floor_page.py, a Gradio page that holds nothing but that gallery and image (the floor of any page);
+- tab click -> its content drawn: for every tab, on a fresh page, clicked as soon as its first pictures show (as a
+  person would; --settled: once the page's load events are answered), from the click until the tab's own pictures
+  are decoded and its plots drawn (median over --pages pages; goal <= 1 s);
 - slider input -> new pixels shown: from the range element's `input` event to the first animation frame
   after the VAE decode's new image has been decoded by the browser (median and p90 over --moves moves);
 - updates per second while a slider is dragged with the mouse (distinct new images shown per second);
@@ -120,7 +122,7 @@ FIRST_PICTURES = ["#gallery", "#current"]
 TAB_CONTENT = {
     "Reconstruct": ["#rec-a", "#rec-b"], "Sample": ["#smp-a", "#smp-b"], "Interpolate": ["#int-a", "#int-b"],
     "Latent sliders": ["#sl-a||live", "#sl-b||live"], "Latent map": ["#map-a", "#map-b"], "Impute": ["#imp-ae", "#imp-vae"],
-    "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-task-plot", "#sc-roc", "#sc-imp"],
+    "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-task-plot"],
     "Diagnostics": ["#dg-curves", "#dg-kl"],
 }
 CLICK_TAB = """([name, selectors]) => new Promise(resolve => {
@@ -195,6 +197,22 @@ def page_latency(browser, url: str, pages: int, settled: bool) -> tuple[list[flo
                         print(f"  page {k + 1}: tab {name!r} drawn {ms / 1000:.2f} s after the click", flush=True)
             page.close()
     return first, {name: ms for name, ms in tabs.items() if ms}
+
+
+def floor_page(browser, pages: int) -> list[float]:
+    """navigation -> first pictures, ms, for bench/floor_page.py (fresh pages)."""
+    floor = RunningApp(name="floor-page", argv=("bench/floor_page.py",))
+    try:
+        out = []
+        for _ in range(pages + 1):  # the first page warms the server up
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(floor.url, wait_until="commit")
+            page.wait_for_selector("#gallery", state="attached")
+            out.append(page.evaluate(DRAWN, FIRST_PICTURES))
+            page.close()
+        return [ms for ms in out[1:] if isinstance(ms, (int, float))]
+    finally:
+        floor.stop()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -278,6 +296,7 @@ def main() -> None:
             decode_ms = page.evaluate("() => window.latentLive.decodeMs.slice()") if live and moves else []
             rate, input_rate, n_shown = drag(page, "#b-s2", args.drag_seconds) if moves else (0, 0, 0)
             first, tabs = page_latency(browser, app.url, args.pages, args.settled) if args.only != "sliders" else ([], {})
+            page_floor = floor_page(browser, args.pages) if first else []
             noops += [page.evaluate(NOOP) for _ in range(10)]  # the floor again, after the page loads
             browser.close()
     finally:
@@ -287,7 +306,11 @@ def main() -> None:
           f"{floor:.1f} ms, p90 {pct(noops, 90):.1f} ms over {len(noops)} clicks")
     if first:
         print(f"navigation -> first pictures (gallery, current input): median {statistics.median(first) / 1000:.2f} s "
-              f"over {len(first)} fresh pages (goal <= 2 s); {statistics.median(first) / floor:.0f}x the floor")
+              f"over {len(first)} fresh pages (goal <= 2 s); {statistics.median(first) / floor:.0f}x the no-op floor")
+        if page_floor:
+            print(f"  the same for a page of only that gallery and image (bench/floor_page.py): median "
+                  f"{statistics.median(page_floor) / 1000:.2f} s; the app / that page = "
+                  f"{statistics.median(first) / statistics.median(page_floor):.2f}")
         for name, ms in tabs.items():
             print(f"  tab {name!r}: click{' (page settled)' if args.settled else ' (at the first pictures)'} -> content drawn, median {statistics.median(ms) / 1000:.2f} s "
                   f"(max {max(ms) / 1000:.2f} s; goal <= 1 s): {statistics.median(ms) / floor:.1f}x the floor")

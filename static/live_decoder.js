@@ -197,8 +197,24 @@
     }));
   };
 
+  // TensorFlow.js (static/vendor/tfjs, ~420 KB) loads with the first decoders, not with the page.
+  const me = document.currentScript || document.querySelector('script[src*="live_decoder.js"]');
+  const here = me ? me.src : "";
+  const script = (src) => new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`${src} did not load`));
+    document.head.appendChild(s);
+  });
+  let tfReady = null;
+  const loadTf = () => (tfReady = tfReady || (typeof tf !== "undefined" ? Promise.resolve()
+    : script(here.replace(/live_decoder\.js.*$/, "vendor/tfjs/tf-core.min.js"))
+        .then(() => script(here.replace(/live_decoder\.js.*$/, "vendor/tfjs/tf-backend-cpu.min.js")))));
+
   async function activate(spec) {
     try {
+      await loadTf();
       if (typeof tf === "undefined") throw new Error("TensorFlow.js did not load");
       if (tf.getBackend() !== "cpu") await tf.setBackend("cpu");
       for (const m of spec.models) live.decoders[m.url] = live.decoders[m.url] || loadDecoder(m.url);

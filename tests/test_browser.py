@@ -82,6 +82,36 @@ def shot(pg, name: str) -> None:
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+# Each tab's first own picture or plot (what a person looks at first there).
+FIRST_CONTENT = {"Reconstruct": "#rec-a", "Sample": "#smp-a", "Interpolate": "#int-a", "Latent sliders": "#a-s0",
+                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Scorecard": "#sc-text",
+                 "Diagnostics": "#dg-summary"}
+FILLED = """(sel) => { const el = document.querySelector(sel); if (!el || el.offsetParent === null) return false;
+  const img = el.querySelector('img'); if (img) return img.complete && img.naturalWidth > 0;
+  if (el.querySelector('canvas, svg.marks, input[type=range]')) return true;
+  return el.innerText.trim().length > 40; }"""
+
+
+def test_every_tab_starts_above_the_fold(app, page):
+    """At 1400x1000, every tab's first own picture or plot begins in the window, with the sidebar beside it; the
+    tabs that do not read the current input hide it."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a fresh visitor
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(app.url)
+        wait_src(pg, "#current")
+        for name, elem in FIRST_CONTENT.items():
+            pg.get_by_role("tab", name=name, exact=True).click()
+            pg.wait_for_function(FILLED, arg=elem)  # drawn: where it lies now is where it stays
+            top = pg.evaluate("(sel) => document.querySelector(sel).getBoundingClientRect().top", elem)
+            assert 0 <= top <= 1000 - 100, (name, top)  # its top, and at least 100 px of it, in the window
+            reads_input = name not in ("Sample", "Scorecard", "Diagnostics")
+            pg.locator("#current").wait_for(state="visible" if reads_input else "hidden")
+    finally:
+        context.close()
+
+
 def test_pick_test_image_and_reconstruct(page):
     open_tab(page, "Reconstruct")
     before_cur, before_rec = pixels(page, "#current"), pixels(page, "#rec-a")
@@ -355,7 +385,14 @@ def test_impute_tab_presets_and_a_painted_mask(page):
     assert "MSE on the missing pixels" in page.locator("#imp-text").inner_text()
     shot(page, "tab-impute")
 
-    # paint a vertical band on the left of the editor's canvas, then impute with the painted mask
+    # open the editor (it chooses the painted mask), paint a vertical band on the left of its canvas, impute
+    page.locator("#imp-views").get_by_role("tab", name="Paint a mask", exact=True).click()
+    painted_choice = page.locator("#imp-mask").get_by_label("painted")
+    for _ in range(50):
+        if painted_choice.is_checked():
+            break
+        time.sleep(0.1)
+    assert painted_choice.is_checked()
     brush = page.locator("#imp-editor button[aria-label='Brush']")
     if brush.count() and "highlight" not in (brush.first.get_attribute("class") or ""):
         brush.first.click()
@@ -408,7 +445,11 @@ def test_scorecard_tab(page):
     page.locator("#sc-task input").click()
     page.get_by_role("option", name="ood (other dataset)", exact=True).click()
     assert wait_changed(page, "#sc-task-plot", before)
-    assert element_pixels(page, "#sc-roc").std() > 10 and element_pixels(page, "#sc-imp").std() > 10  # drawn
+    for view, plot in (("ROC curves", "#sc-roc"), ("Imputation per mask", "#sc-imp")):  # one plot per view
+        page.locator("#sc-views").get_by_role("tab", name=view, exact=True).click()
+        page.locator(plot).wait_for()
+        time.sleep(1.5)
+        assert element_pixels(page, plot).std() > 10, plot  # drawn
     shot(page, "tab-scorecard")
 
 

@@ -63,21 +63,6 @@ def build(page: Page) -> gr.Tab:
                     "the VAE samples the hidden pixels given the visible ones, so several samples show what it "
                     "is unsure about. Visible pixels are never changed.")
         with gr.Row():
-            with gr.Column(scale=1):
-                imp_mask = gr.Radio([(v, k) for k, v in IMPUTE_MASKS.items()], value="bottom_half",
-                                    label="Mask (dark red: hidden)", elem_id="imp-mask")
-                imp_sampler = gr.Radio([(v, k) for k, v in service.SAMPLERS.items()],
-                                       value="pseudo_gibbs", label="VAE sampler")
-                with gr.Row():
-                    imp_n = gr.Slider(1, 16, value=6, step=1, label="VAE imputations")
-                    imp_seed = gr.Number(label="Imputation seed", value=0, precision=None, step=1)
-                imp_btn = gr.Button("Impute", elem_id="imp-btn")
-            imp_editor = gr.ImageEditor(label="Paint the pixels to hide (then choose 'painted' and press Impute)",
-                                        type="numpy", image_mode="RGBA", sources=(), transforms=(), layers=False,
-                                        canvas_size=(EDITOR_SIDE, EDITOR_SIDE), fixed_canvas=True, height=330,
-                                        brush=gr.Brush(default_size=24, colors=["#c00000"], color_mode="fixed"),
-                                        format="png", elem_id="imp-editor", scale=1)
-        with gr.Row():
             imp_masked = gr.Image(label="Masked input", format="png", elem_id="imp-masked", elem_classes="pixelated",
                                   height=170)
             imp_ae = gr.Image(label="AE-16 fill", format="png", elem_id="imp-ae", elem_classes="pixelated", height=170)
@@ -85,7 +70,29 @@ def build(page: Page) -> gr.Tab:
                                elem_classes="pixelated", height=170)
         imp_samples = gr.Image(label="VAE-16: each imputation (one chain each)", format="png", elem_id="imp-samples",
                                elem_classes="pixelated", height=140)
+        with gr.Row():
+            with gr.Column(scale=1):
+                imp_mask = gr.Radio([(v, k) for k, v in IMPUTE_MASKS.items()], value="bottom_half",
+                                    label="Mask (dark red: hidden)", elem_id="imp-mask")
+                imp_btn = gr.Button("Impute", elem_id="imp-btn")
+            with gr.Column(scale=1):
+                # the mask editor draws when its tab is first shown (a canvas editor costs the page ~0.3 s to start)
+                with gr.Tabs(elem_id="imp-views"):
+                    with gr.Tab("VAE sampler"):
+                        imp_sampler = gr.Radio([(v, k) for k, v in service.SAMPLERS.items()],
+                                               value="pseudo_gibbs", label="VAE sampler")
+                        with gr.Row():
+                            imp_n = gr.Slider(1, 16, value=6, step=1, label="VAE imputations")
+                            imp_seed = gr.Number(label="Imputation seed", value=0, precision=None, step=1)
+                    with gr.Tab("Paint a mask", elem_id="imp-paint") as paint_tab:
+                        imp_editor = gr.ImageEditor(
+                            label="Paint the pixels to hide, then press Impute", type="numpy", image_mode="RGBA",
+                            sources=(), transforms=(), layers=False, canvas_size=(EDITOR_SIDE, EDITOR_SIDE),
+                            fixed_canvas=True, height=330, format="png", elem_id="imp-editor",
+                            brush=gr.Brush(default_size=24, colors=["#c00000"], color_mode="fixed"))
         imp_text = gr.Markdown(elem_id="imp-text")
+    # opening the editor chooses the painted mask (a .change, not an .input: nothing is imputed until the button)
+    paint_tab.select(lambda: "painted", None, imp_mask, queue=False, api_visibility="private")
     imp_inputs = [page.dataset, page.current, imp_mask, imp_editor, imp_n, imp_sampler, imp_seed]
     imp_outputs = [imp_masked, imp_ae, imp_vae, imp_samples, imp_text]
     gr.on([imp_btn.click, imp_seed.submit], impute, imp_inputs, imp_outputs, api_name="impute", **EV)

@@ -64,18 +64,21 @@ def build(page: Page) -> gr.Tab:
         gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
                     "differ (see the README's scorecard section for the protocol).")
         sc_text = gr.Markdown(elem_id="sc-text")
-        with gr.Row():
-            with gr.Column():
+        # one plot at a time: each draws when its tab is first shown, so the tab opens on one plot, not three
+        with gr.Tabs(elem_id="sc-views"):
+            with gr.Tab("Per task", elem_id="sc-view-task"):
                 sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task", allow_custom_value=True)
                 sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
                                           elem_id="sc-task-plot")
-            with gr.Column():
+            with gr.Tab("ROC curves", elem_id="sc-view-roc"):
                 sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
                                       label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
-                sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves", x_title="false-positive rate",
-                                     y_title="true-positive rate", elem_id="sc-roc")
-        sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill", label="Imputation: MSE on the missing pixels per mask",
-                                y_title="MSE per missing pixel", elem_id="sc-imp")
+                sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves",
+                                     x_title="false-positive rate", y_title="true-positive rate", elem_id="sc-roc")
+            with gr.Tab("Imputation per mask", elem_id="sc-view-imp"):
+                sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill",
+                                        label="Imputation: MSE on the missing pixels per mask",
+                                        y_title="MSE per missing pixel", elem_id="sc-imp")
     page.tab_event("scorecard", [page.demo_load, page.dataset.change], scorecard_tab, [page.dataset],
                    [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
     sc_task.input(scorecard_task, [page.dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)

@@ -11,10 +11,8 @@ from explorer import service
 from explorer.images import InputError
 from ui.common import EV, N_DIMS, STATIC, Page, bundle, file_url, gpu, guarded, names_of
 
-HEAD = "".join(f'<script src="{file_url(STATIC / f)}"></script>' for f in
-               ("vendor/tfjs/tf-core.min.js", "vendor/tfjs/tf-backend-cpu.min.js", "live_decoder.js"))
-
-
+# The live decoder; it loads TensorFlow.js (static/vendor/tfjs) itself, when the sliders first open.
+HEAD = f'<script src="{file_url(STATIC / "live_decoder.js")}"></script>'
 LIVE_HTML = """<div class="live-row">
   <figure><figcaption>Model A decode (live, in your browser)</figcaption><canvas id="live-a" width="28" height="28"></canvas></figure>
   <figure><figcaption>Model B decode (live, in your browser)</figcaption><canvas id="live-b" width="28" height="28"></canvas></figure>
