@@ -29,9 +29,11 @@ CSS = """
 .live-row canvas { width: 180px; height: 180px; image-rendering: pixelated; background: #000; }
 #current img, #end-a img, #end-b img { width: 112px !important; height: 112px !important; object-fit: contain; }
 #title h1 { margin: 0; font-size: var(--text-xl); }
-#gallery .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; gap: 4px; }
-#gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; }
+#gallery .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; grid-auto-rows: auto !important;
+  gap: 4px; }
+#gallery .gallery-item, #gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; width: 100%; }
 #gallery .thumbnail-item img { object-fit: contain !important; image-rendering: pixelated; }
+#gallery .caption-label { font-size: 10px; padding: 0 2px; max-width: 100%; }
 """ + inputs.HIDE_INPUT_CSS
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
