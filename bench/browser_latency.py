@@ -94,7 +94,7 @@ NOOP = """() => new Promise(resolve => {
 
 
 # Resolves with performance.now() (ms since the navigation started) once every selector shows drawn content: a
-# decoded <img>, or a drawn plot (a canvas or svg of non-zero size). Polled every animation frame; after LIMIT_MS it
+# decoded <img>, a drawn plot (a canvas or svg of non-zero size), or text. Polled every animation frame; after LIMIT_MS it
 # resolves with the selectors still not drawn instead (a bench that waits forever tells nothing).
 LIMIT_MS = 30_000
 DRAWN = """(selectors) => new Promise(resolve => {
@@ -107,7 +107,7 @@ DRAWN = """(selectors) => new Promise(resolve => {
     if (img) return img.complete && img.naturalWidth > 0;
     const plot = el.matches('canvas') ? el : el.querySelector('canvas, svg.marks');
     if (plot) { const r = plot.getBoundingClientRect(); return r.width > 0 && r.height > 0; }
-    return false;
+    return el.innerText.trim().length > 40;  // a text answer (the Scorecard's)
   };
   const t0 = performance.now();
   const poll = () => {
@@ -122,7 +122,7 @@ FIRST_PICTURES = ["#gallery", "#current"]
 TAB_CONTENT = {
     "Reconstruct": ["#rec-a", "#rec-b"], "Sample": ["#smp-a", "#smp-b"], "Interpolate": ["#int-a", "#int-b"],
     "Latent sliders": ["#sl-a||live", "#sl-b||live"], "Latent map": ["#map-a", "#map-b"], "Impute": ["#imp-ae", "#imp-vae"],
-    "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-task-plot"],
+    "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-answer"],
     "Diagnostics": ["#dg-curves", "#dg-kl"],
 }
 CLICK_TAB = """([name, selectors]) => new Promise(resolve => {

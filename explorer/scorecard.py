@@ -217,3 +217,64 @@ def imputation_frame(card: dict):
                     rows.append({"mask": mask, "mse": mse, "fill": f"{name} {method.replace('_', ' ')}"})
         baselines_done = True
     return pd.DataFrame(rows, columns=["mask", "mse", "fill"])
+
+
+# ---- "What do you want to do?": the Scorecard tab's answer first ---------------------------------------
+# goal -> (its verdict, what the winner does best, the figure in words)
+GOALS = {
+    "generate": ("generation (prior)", "its prior samples are the closest to real images",
+                 "Fréchet distance of prior samples to the test images"),
+    "interpolate": ("interpolation (holes)", "the fewest of its interpolation midpoints look like no class",
+                    "share of midpoints off every class"),
+    "detect anomalies": ("ood (other dataset)", "it tells test images from the other dataset's best",
+                         "AUROC, test images vs the other dataset"),
+    "fill in missing pixels": ("imputation (best method)", "its fills of hidden pixels are the closest",
+                               "MSE on the hidden pixels"),
+    "denoise": ("denoising", "its reconstructions of noisy images are the closest to the clean ones",
+                "MSE to the clean image (Gaussian noise, σ 0.5)"),
+    "classify with few labels": ("representation (few labels)", "a classifier on its codes is the most accurate",
+                                 "accuracy of logistic regression on the codes, few labels"),
+    "reconstruct": ("reconstruction", "its reconstructions are the closest", "MSE per pixel"),
+}
+
+
+def decision(card: dict, goal: str, titles: dict[str, str] | None = None) -> str:
+    """The answer for one goal, in words: the recommended model and the runner-up with the deciding figure (the
+    largest latent size the card measured), then the plain AE against the plain VAE of that size."""
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {list(GOALS)}, got {goal!r}.")
+    task, best_at, figure = GOALS[goal]
+    by_dim = card["verdicts"].get(task)
+    if not by_dim:
+        return f"The scorecard has no {task!r} figures."
+    dim = max(by_dim, key=int)
+    v = by_dim[dim]
+    title = lambda n: (titles or {}).get(n) or n.upper()  # noqa: E731
+    lower = v["better"] == "lower"
+    (w, vw), (r, vr) = v["ranking"][0], v["ranking"][min(1, len(v["ranking"]) - 1)]
+
+    def compare(a: float, b: float) -> str:
+        """How much better the winner's figure a is than b, in words."""
+        if lower:
+            x, what = (b / a if a > 0 else float("inf")), "lower"
+        elif 0 <= b <= a <= 1:  # a share of right answers (AUROC, accuracy): compare the errors
+            x, what = ((1 - b) / (1 - a) if a < 1 else float("inf")), "fewer errors"
+        else:
+            x, what = (a / b if b > 0 else float("inf")), "higher"
+        return f"{x:.1f}× {what}" if x >= 1.1 else f"slightly {'lower' if lower else 'higher'}"
+
+    if v.get("tie"):
+        lines = [f"**A tie between {title(w)} and {title(r)}**: {figure} {vw:.4g} and {vr:.4g}, within "
+                 f"the figures' own spread (the scorecard's tie rule). Either will do."]
+    else:
+        lines = [f"**Recommended: {title(w)}**: {best_at}. {figure[0].upper() + figure[1:]}: **{vw:.4g}** against {vr:.4g} for "
+                 f"the runner-up, {title(r)} ({compare(vw, vr)})."]
+    values = dict(v["ranking"])
+    ae, vae = f"ae-{dim}", f"vae-{dim}"
+    if ae in values and vae in values:
+        a, b = values[ae], values[vae]
+        better = vae if (b < a if lower else b > a) else ae
+        lines.append(f"AE or VAE? At {dim}-D, {title(ae)} {a:.4g} and {title(vae)} {b:.4g} ({v['better']} is "
+                     f"better): **{title(better)}**.")
+    lines.append(f"{len(values)} models of {dim}-D measured; every figure is in the table below.")
+    return "\n\n".join(lines)

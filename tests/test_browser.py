@@ -84,7 +84,7 @@ def shot(pg, name: str) -> None:
 
 # Each tab's first own picture or plot (what a person looks at first there).
 FIRST_CONTENT = {"Reconstruct": "#rec-a", "Sample": "#smp-a", "Interpolate": "#int-a", "Latent sliders": "#a-s0",
-                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Scorecard": "#sc-text",
+                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Scorecard": "#sc-answer",
                  "Diagnostics": "#dg-summary"}
 FILLED = """(sel) => { const el = document.querySelector(sel); if (!el || el.offsetParent === null) return false;
   const img = el.querySelector('img'); if (img) return img.complete && img.naturalWidth > 0;
@@ -438,6 +438,12 @@ def test_anomaly_tab_follows_the_input(page):
 
 def test_scorecard_tab(page):
     open_tab(page, "Scorecard")
+    page.wait_for_function("() => (document.querySelector('#sc-answer')?.innerText || '').includes('Recommended')")
+    assert "Recommended: VampPrior VAE-16" in page.locator("#sc-answer").inner_text()  # generate: the default goal
+    page.locator("#sc-goal").get_by_label("detect anomalies").check()
+    page.wait_for_function("() => document.querySelector('#sc-answer').innerText.includes('AUROC')")
+    assert not page.locator("#sc-text").is_visible()  # the full table: one click away
+    page.locator("#sc-full").get_by_text("Every task, every model", exact=False).first.click()
     page.wait_for_function("() => (document.querySelector('#sc-text')?.innerText || '').includes('winner')")
     assert "interpolation (holes)" in page.locator("#sc-text").inner_text()
     time.sleep(1.5)

@@ -40,6 +40,33 @@ def test_new_endpoints_are_named(client):
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_scorecard_answers_what_do_you_want_to_do(client, dataset):
+    """Each goal names the best model of the largest latent size, computed here from the card's own figures (the
+    lowest or highest value, not its stored winner), the runner-up's figure, and the plain AE against the VAE."""
+    from explorer.scorecard import GOALS
+
+    card = json.loads((checkpoint_root() / dataset / "scorecard.json").read_text())
+    for goal, (task, _, _) in GOALS.items():
+        by_dim = card["verdicts"][task]
+        dim = max(by_dim, key=int)
+        v = by_dim[dim]
+        values = dict(v["ranking"])
+        order = sorted(values, key=lambda n: values[n], reverse=v["better"] == "higher")
+        text = client.predict(dataset, goal, api_name="/scorecard_decision")
+        if v.get("tie"):
+            assert text.startswith("**A tie between"), (goal, text)
+        else:
+            assert text.startswith("**Recommended: "), (goal, text)
+            assert f"**{values[order[0]]:.4g}** against {values[order[1]]:.4g}" in text, (goal, text)
+        ae, vae = values[f"ae-{dim}"], values[f"vae-{dim}"]
+        assert f"{ae:.4g}" in text and f"{vae:.4g}" in text
+        vae_better = vae < ae if v["better"] == "lower" else vae > ae
+        assert text.split("AE or VAE?")[1].split("**")[1].lower().startswith("vae" if vae_better else "ae"), text
+    with pytest.raises(AppError, match="not in the list of choices"):  # the Radio checks it
+        client.predict(dataset, "juggle", api_name="/scorecard_decision")
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_scorecard_tab_shows_the_shipped_figures(client, dataset):
     card = json.loads((checkpoint_root() / dataset / "scorecard.json").read_text())
     text, task, task_plot, roc, imputation = client.predict(dataset, api_name="/scorecard")

@@ -6,7 +6,7 @@ import gradio as gr
 from explorer import scorecard
 from explorer.catalog import SHIPPED
 from explorer.images import InputError
-from ui.common import EV, Page, bundle, guarded
+from ui.common import EV, Page, bundle, config_title, guarded
 
 VERDICT_DEFAULT = "generation (prior)"
 
@@ -59,28 +59,49 @@ def scorecard_roc(dataset: str, pair: str):
         raise InputError(str(e)) from None
 
 
+GOAL_DEFAULT = "generate"
+
+
+@guarded
+def scorecard_decision(dataset: str, goal: str | None):
+    """The answer to "What do you want to do?" for a dataset: the recommended model, the runner-up, the figure."""
+    b = bundle(dataset)
+    if not b.scorecard:
+        return ""  # the table's place says why (scorecard_tab)
+    if goal not in scorecard.GOALS:
+        raise InputError(f"goal must be one of {list(scorecard.GOALS)}, got {goal!r}.")
+    titles = {n: config_title(b.root / n) for n in b.scorecard["models"]}
+    return scorecard.decision(b.scorecard, goal, {n: t for n, t in titles.items() if t})
+
+
 def build(page: Page) -> gr.Tab:
     with gr.Tab("Scorecard", elem_id="tab-scorecard") as tab:
         gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
                     "differ (see the README's scorecard section for the protocol).")
-        sc_text = gr.Markdown(elem_id="sc-text")
-        # one plot at a time: each draws when its tab is first shown, so the tab opens on one plot, not three
-        with gr.Tabs(elem_id="sc-views"):
-            with gr.Tab("Per task", elem_id="sc-view-task"):
-                sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task", allow_custom_value=True)
-                sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
-                                          elem_id="sc-task-plot")
-            with gr.Tab("ROC curves", elem_id="sc-view-roc"):
-                sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
-                                      label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
-                sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves",
-                                     x_title="false-positive rate", y_title="true-positive rate", elem_id="sc-roc")
-            with gr.Tab("Imputation per mask", elem_id="sc-view-imp"):
-                sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill",
-                                        label="Imputation: MSE on the missing pixels per mask",
-                                        y_title="MSE per missing pixel", elem_id="sc-imp")
+        sc_goal = gr.Radio(list(scorecard.GOALS), value=GOAL_DEFAULT, label="What do you want to do?",
+                           elem_id="sc-goal")
+        sc_answer = gr.Markdown(elem_id="sc-answer")
+        with gr.Accordion("Every task, every model: the full table and its plots", open=False, elem_id="sc-full"):
+            sc_text = gr.Markdown(elem_id="sc-text")
+            # one plot at a time: each draws when its tab is first shown, so the tab opens on one plot, not three
+            with gr.Tabs(elem_id="sc-views"):
+                with gr.Tab("Per task", elem_id="sc-view-task"):
+                    sc_task = gr.Dropdown(label="Task", choices=[], elem_id="sc-task", allow_custom_value=True)
+                    sc_task_plot = gr.BarPlot(x="model", y="value", color="latent", label="The task's figure per model",
+                                              elem_id="sc-task-plot")
+                with gr.Tab("ROC curves", elem_id="sc-view-roc"):
+                    sc_pair = gr.Dropdown([(v, k) for k, v in scorecard.OOD_CHOICES.items()], value="other_dataset",
+                                          label="OOD set (ROC curves; AUROC in the legend)", elem_id="sc-pair")
+                    sc_roc = gr.LinePlot(x="fpr", y="tpr", color="curve", label="ROC curves",
+                                         x_title="false-positive rate", y_title="true-positive rate", elem_id="sc-roc")
+                with gr.Tab("Imputation per mask", elem_id="sc-view-imp"):
+                    sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill",
+                                            label="Imputation: MSE on the missing pixels per mask",
+                                            y_title="MSE per missing pixel", elem_id="sc-imp")
     page.tab_event("scorecard", [page.demo_load, page.dataset.change], scorecard_tab, [page.dataset],
                    [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
+    page.tab_event("scorecard", [page.demo_load, page.dataset.change, sc_goal.input], scorecard_decision,
+                   [page.dataset, sc_goal], [sc_answer], api_name="scorecard_decision")
     sc_task.input(scorecard_task, [page.dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
     sc_pair.input(scorecard_roc, [page.dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
     return tab
