@@ -42,13 +42,13 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
                 "autoencoder and a VAE with the same encoder/decoder). Pick the dataset, the models and the input in "
                 "the sidebar; every tab follows.", elem_id="title")
     with gr.Tabs(elem_id="tabs"):
-        tabs = [(module.build(page), name, uses_input) for module, name, uses_input in TABS]
+        tabs = [(module, module.build(page), name, uses_input) for module, name, uses_input in TABS]
     sliders.noop_probe(page)
     inputs.wire(page)  # a new dataset sets components of several tabs: wired once they all exist
-    for tab, name, uses_input in tabs:
+    for module, tab, name, uses_input in tabs:
         opened = page.opens(tab, name, uses_input)
-        if name == "sliders":
-            sliders.opened(opened)
+        if opened is not None and hasattr(module, "opened"):  # what a tab does after its rerun on opening
+            module.opened(opened)
 
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU wants the models placed at import time, in the main process
     MODELS.get()
