@@ -11,14 +11,16 @@ import os
 
 import gradio as gr
 
-from ui import anomaly, diagnostics, impute, inputs, interpolate, latent_map, reconstruct, sample, scorecard, sliders
+from ui import (anomaly, diagnostics, impute, inputs, interpolate, latent_map, playground, reconstruct, sample,
+                scorecard, sliders)
 from ui.common import MODELS  # noqa: F401  (tests and benches reach the model store as app.MODELS)
 
 MAX_FILE_SIZE = "10mb"
 # (module, its tab's name for the events, whether it reads the current input)
 TABS = [(reconstruct, "reconstruct", True), (sample, "sample", False), (interpolate, "interpolate", True),
         (sliders, "sliders", True), (latent_map, "map", True), (impute, "impute", True), (anomaly, "anomaly", True),
-        (scorecard, "scorecard", False), (diagnostics, "diagnostics", False)]
+        (scorecard, "scorecard", False), (diagnostics, "diagnostics", False),
+        (playground, "playground", False)]
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
@@ -34,7 +36,7 @@ CSS = """
 #gallery .gallery-item, #gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; width: 100%; }
 #gallery .thumbnail-item img { object-fit: contain !important; image-rendering: pixelated; }
 #gallery .caption-label { font-size: 10px; padding: 0 2px; max-width: 100%; }
-""" + inputs.HIDE_INPUT_CSS
+""" + inputs.HIDE_INPUT_CSS + playground.CSS
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
     page = inputs.build(demo)  # the sidebar: dataset, models, class, current input

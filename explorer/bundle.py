@@ -287,3 +287,48 @@ def _view(name: str, model: Autoencoder, atlas: dict, metrics: dict, labels: np.
 def load_all(root: Path | None = None, device: torch.device | None = None, names=None) -> dict[str, DatasetBundle]:
     root = Path(root) if root is not None else checkpoint_root()
     return {key: load_dataset(key, root, device, names) for key in find_datasets(root)}
+
+
+@torch.inference_mode()
+def add_model(b: DatasetBundle, name: str, folder: Path, train_images: np.ndarray | None = None,
+              device: torch.device | None = None) -> ModelView:
+    """Load a model folder from outside the dataset folder (a Playground run) into the bundle under `name`, with
+    what the atlas would hold for it: its codes of the atlas images, a 2-D map (its PCA where the model has more
+    than 2 dimensions: UMAP is too slow for a click) and, for an AE, the GMM of its codes of `train_images`
+    (uint8, the run's training data). Returns the view; CheckpointError or ValueError when it does not fit."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    if b.images is None:
+        raise LookupError(f"{b.title}: atlas.npz is missing")
+    model = Autoencoder.from_pretrained(folder, device=device or default_device())
+    c = model.config
+    if (c.image_size, c.image_channels) != (b.format.size, b.format.channels):
+        raise ValueError(f"{folder} takes {c.image_size}x{c.image_size}x{c.image_channels} images; {b.title} has "
+                         f"{b.format.describe()} images")
+    dev = next(model.parameters()).device
+
+    def encode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        means, stds = [], []
+        for start in range(0, len(images), 1000):
+            x = torch.tensor(images[start:start + 1000], device=dev).float().div(255.0)
+            x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+            post = model.encode(x)
+            means.append(post.mean.float().cpu().numpy())
+            stds.append(post.std.float().cpu().numpy())
+        return np.concatenate(means), np.concatenate(stds)
+
+    mean, std = encode(b.images)
+    atlas = {f"{name}__mean": mean, f"{name}__std": std}
+    if c.latent_dim > 2:
+        atlas[f"{name}__umap"] = PCA(2, random_state=0).fit_transform(mean).astype(np.float32)
+    if not c.is_variational:
+        codes = encode(train_images)[0] if train_images is not None else mean
+        gmm = GaussianMixture(10, covariance_type="full", random_state=0, reg_covar=1e-4).fit(codes)
+        atlas.update({f"{name}__gmm_weights": gmm.weights_, f"{name}__gmm_means": gmm.means_,
+                      f"{name}__gmm_covariances": gmm.covariances_})
+    view = _view(name, model, atlas, read_metrics(folder), b.labels)
+    view.decode(view.encode(b.images[:1], b.labels[:1])[0], b.labels[:1])
+    view.scatter.base()
+    b.models[name] = view
+    return view

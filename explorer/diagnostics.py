@@ -143,6 +143,12 @@ def retrain_command(metrics: dict, name: str) -> str:
     if mc.get("prior", "standard") == "standard" and mc.get("flow", "none") == "none":
         tc["free_bits"] = 0.1
     tc["out"] = f"{tc.get('out', name)}-retrained"
+    return command_line(tc, mc)
+
+
+def command_line(tc: dict, mc: dict) -> str:
+    """`python -m training.train ...` with these train and model settings (dataclasses.asdict of TrainConfig and
+    ModelConfig, or metrics.json's train_config and model_config)."""
     skip = {"resume", "device", "threads"}
     flags = []
     for key, value in [*tc.items(), *mc.items()]:

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  image_channels=flags.image_channels,
                                                  title=f"{bottleneck.upper()}-{dim}"))
             with contextlib.redirect_stdout(log):
-                train(cfg, model_cfg, progress=False, on_step=job.step)
+                train(cfg, model_cfg, progress=False, on_step=lambda _: job.step())
             (out / model_name / RESUME_NAME).unlink(missing_ok=True)  # a finished run needs no resume state
         job.stage("atlas (UMAP of each model's codes)")
         before = job.bar.n
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
             atlas = export.build_atlas(spec, ".", args.checkpoints, device="cpu", log=lambda m: None,
                                        folder=name)
         export.save_atlas(out / export.ATLAS_NAME, atlas)
+        export.save_atlas(out / export.PLAYGROUND_NAME, export.build_playground(spec, ".", flags.image_size,
+                                                                                flags.image_channels))
         written = export.write_info(out, spec, flags.image_size, flags.image_channels)
         if args.name:  # the app shows the chosen name as the title
             written["title"] = written["name"] = name

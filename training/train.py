@@ -47,6 +47,8 @@ class TrainConfig:
     data_root: str = field(default="./data", metadata={"help": "folder holding MNIST/raw or FashionMNIST/raw"})
     out: str = field(default="runs/model", metadata={"help": "checkpoint folder to write"})
     epochs: int = field(default=20, metadata={"help": "passes over the training split"})
+    max_steps: int = field(default=0, metadata={"help": "stop after N optimizer steps, mid-epoch if need be (0 = "
+                                                        "run every epoch); the lr schedule spans the shorter run"})
     batch_size: int = field(default=128, metadata={"help": "examples per optimizer step (global, across ranks)"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_schedule: Literal["cosine", "constant"] = field(
@@ -77,7 +79,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_spec(self.dataset)
         checks = {
-            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
+            "epochs": self.epochs >= 1, "max_steps": self.max_steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "lr_final_ratio": 0 < self.lr_final_ratio <= 1, "beta": self.beta >= 0,
             "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0,
             "val_size": self.val_size >= -1, "train_size": self.train_size >= 0,
@@ -100,6 +102,19 @@ def default_val_size(n_images: int) -> int:
 
 class TrainingDiverged(RuntimeError):
     """The loss stopped being finite."""
+
+
+@dataclass
+class StepInfo:
+    """What train() passes to its `on_step` hook after every optimizer step: the step count (1-based), the run's
+    length in steps, the model being trained (unwrapped from DDP) and this step's loss terms (0-d tensors,
+    detached; reading one is a host sync, so a hook reads them only when it reports)."""
+
+    step: int
+    total_steps: int
+    model: Autoencoder
+    terms: dict[str, Tensor]
+    beta: float
 
 
 class EpochLosses:
@@ -297,8 +312,9 @@ def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: to
 # ---- the loop ---------------------------------------------------------------------------------
 def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, progress: bool = True,
           on_step=None) -> tuple[Autoencoder, list]:
-    """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history). `on_step()` is called
-    after every optimizer step (training.explore's progress bar over a whole job)."""
+    """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history). `on_step(StepInfo)` is
+    called after every optimizer step (training.explore's progress bar over a whole job, the app's Playground view);
+    an exception it raises ends the run there, with no save."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = pick_device(cfg.device)
     if world > 1:  # launched by torchrun: one process per GPU (or per CPU slot with gloo)
@@ -337,6 +353,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     # (NaN loss, then a hung all-reduce): such a batch is dropped. One process: math.ceil(n / batch_size).
     batches_per_epoch = n // cfg.batch_size + (n % cfg.batch_size >= world)
     total_steps = cfg.epochs * batches_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
     t0 = time.perf_counter() - elapsed
     kill_at_step = int(os.environ.get(KILL_AT_STEP_ENV, "0"))
     nan_rank, nan_step = (int(v) for v in os.environ.get(NAN_AT_STEP_ENV, "-1:-1").split(":"))
@@ -380,6 +398,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
 
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
+        if step >= total_steps:
+            break
         batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)[:batches_per_epoch]
         losses = EpochLosses()
         bar = tqdm(range(start_batch, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -395,15 +415,17 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 group["lr"] = lr_at(step, total_steps, cfg)
             if rank == nan_rank and step == nan_step:  # test hook, see NAN_AT_STEP_ENV
                 x = x * float("nan")
-            terms = loss_module(x, beta_at(step, cfg), cfg.free_bits, gen, labels)
+            beta = beta_at(step, cfg)
+            terms = loss_module(x, beta, cfg.free_bits, gen, labels)
             losses.add(step, terms)  # checked for NaN/inf at the next check(): every 50 steps and before a save
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
             step += 1
             if on_step is not None:
-                on_step()
-            save_now = cfg.save_every and step % cfg.save_every == 0 and b + 1 < len(batches)
+                on_step(StepInfo(step, total_steps, unwrap(model), {k: v.detach() for k, v in terms.items()}, beta))
+            last_batch = b + 1 == len(batches) or step >= total_steps
+            save_now = cfg.save_every and step % cfg.save_every == 0 and not last_batch
             if step % 50 == 0 or save_now:
                 check(losses, epoch)
                 bar.set_postfix({k: f"{v:.2f}" for k, v in losses.means().items()})
@@ -411,6 +433,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 save(epoch, b + 1, final_model=False)
             if step == kill_at_step:  # test hook, see KILL_AT_STEP_ENV
                 os.kill(os.getpid(), signal.SIGKILL)
+            if step >= total_steps:  # --max-steps: the run ends mid-epoch; the record below is the partial epoch's
+                break
         start_batch = 0
         check(losses, epoch)
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total_steps, cfg),
