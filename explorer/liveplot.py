@@ -21,15 +21,17 @@ from .diagnostics import COLLAPSED_KL
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 PLANE = 230
-CURVE_W, CURVE_H = 230, 70
-BARS_W, BARS_H = 470, 70
+CURVE_W, CURVE_H = 230, 74
+BARS_W, BARS_H = 470, 60
 STATES = {"waiting": "waiting in line", "starting": "starting", "running": "training", "done": "finished",
           "stopped": "stopped", "capped": "stopped at a cap", "diverged": "diverged", "failed": "failed"}
 CSS = """
 .pg-run { font-size: 12px; line-height: 1.3; }
 .pg-run .pg-head { font-weight: 600; margin-bottom: 4px; }
-.pg-run .pg-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: wrap; }
-.pg-run svg { background: var(--background-fill-secondary); border-radius: 4px; }
+.pg-run .pg-row { display: flex; gap: 6px; align-items: flex-start; }
+.pg-run .pg-row > svg, .pg-run .pg-row > div { flex: 1 1 0; min-width: 0; }
+.pg-run svg { background: var(--background-fill-secondary); border-radius: 4px; width: 100%; height: auto; display: block; }
+.pg-run .pg-curves svg + svg { margin-top: 3px; }
 .pg-run svg text { fill: var(--body-text-color); font-size: 10px; }
 .pg-run .pg-imgs img { image-rendering: pixelated; width: 448px; max-width: 100%; }
 .pg-run .pg-cap { color: var(--body-text-color-subdued); font-size: 11px; }
@@ -56,7 +58,7 @@ def plane_svg(xy: np.ndarray, labels: np.ndarray | None, prior_circles: bool, ca
     def px(p):
         return (p[..., 0] - centre[0]) * scale + PLANE / 2, PLANE / 2 - (p[..., 1] - centre[1]) * scale
 
-    parts = [f'<svg class="pg-plane" width="{PLANE}" height="{PLANE}" viewBox="0 0 {PLANE} {PLANE}">']
+    parts = [f'<svg class="pg-plane" viewBox="0 0 {PLANE} {PLANE}">']
     if prior_circles:
         cx, cy = px(np.zeros(2))
         for r in (1, 2):
@@ -74,12 +76,12 @@ def plane_svg(xy: np.ndarray, labels: np.ndarray | None, prior_circles: bool, ca
 
 
 def curve_svg(steps, series: list[tuple[np.ndarray, str, bool]], title: str) -> str:
-    """Curves over the steps: (values, colour, dashed) each; the y range leaves out the first 5 % of the run."""
+    """Curves over the steps: (values, colour, dashed) each; the y range leaves out the first fifth of the run."""
     steps = np.asarray(steps, np.float64)
-    parts = [f'<svg class="pg-curve" width="{CURVE_W}" height="{CURVE_H}" viewBox="0 0 {CURVE_W} {CURVE_H}">']
+    parts = [f'<svg class="pg-curve" viewBox="0 0 {CURVE_W} {CURVE_H}">']
     vals = [np.asarray(v, np.float64) for v, _, _ in series]
     if len(steps) >= 2:
-        start = int(len(steps) * 0.05)
+        start = len(steps) // 5 if len(steps) >= 10 else 0  # the first fifth's steep fall would flatten the rest
         body = np.concatenate([v[start:] for v in vals])
         body = body[np.isfinite(body)]
         lo, hi = (float(body.min()), float(body.max())) if len(body) else (0.0, 1.0)
@@ -104,7 +106,7 @@ def bars_svg(kl: np.ndarray | None, codes_var: np.ndarray | None, floor: float) 
     """One bar per latent dimension: its KL (a VAE, red under 0.01 nats) or its code variance (an AE)."""
     values = np.asarray(kl if kl is not None else codes_var, np.float64)
     d = len(values)
-    parts = [f'<svg class="pg-bars" width="{BARS_W}" height="{BARS_H}" viewBox="0 0 {BARS_W} {BARS_H}">']
+    parts = [f'<svg class="pg-bars" viewBox="0 0 {BARS_W} {BARS_H}">']
     top = max(float(np.nanmax(values)) if d else 1.0, floor * 1.2, 1e-6)
     w = (BARS_W - 8) / max(d, 1)
     base = BARS_H - 12
@@ -181,7 +183,7 @@ def run_html(run, originals: np.ndarray | None = None, position: int = 0) -> str
         what += " (an AE has no prior: its codes are drawn from N(0, I), the naive guess)"
     return (f'<div class="pg-run" data-state="{run.state}" data-step="{f["step"]}" data-frames="{run.frames}">'
             f'<div class="pg-head">{html.escape(head)}</div><div class="pg-cap">{html.escape(status)}</div>'
-            f'<div class="pg-row">{plane}<div>{charts}</div></div>'
+            f'<div class="pg-row">{plane}<div class="pg-curves">{charts}</div></div>'
             f'{bars_svg(kl, var, s.free_bits if is_vae else 0.0)}<div class="pg-cap">{html.escape(active)}</div>'
             f'<div class="pg-imgs"><img alt="reconstructions and prior samples" src="{pictures}"/></div>'
             f'<div class="pg-cap">{html.escape(what)}</div></div>')

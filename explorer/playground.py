@@ -421,7 +421,9 @@ def run_in_worker(conn: Connection, job: dict) -> None:
 def warm_up() -> None:
     """The slow first calls, done before a job arrives: importing torch and the trainer (~1.5 s), then one tiny
     training step (Adam's first use imports torch._dynamo, ~1.5 s; the first kernels set themselves up)."""
+    import huggingface_hub  # noqa: F401  (the model card, written when a run ends)
     import torch
+    import torchvision  # noqa: F401  (training.train.provenance records its version)
 
     import training.train  # noqa: F401
     from explorer import diagnostics  # noqa: F401
@@ -460,6 +462,9 @@ def worker_main(fd: int) -> None:
             conn.send({"kind": "end", "state": "failed", "reason": f"the run failed ({type(e).__name__}: {e})"})
         except OSError:
             pass
+    conn.close()
+    sys.stderr.flush()
+    os._exit(0)  # the run's files are written and closed: skip the interpreter's slow teardown of torch
 
 
 # ---- the app's side: workers, runs, jobs, the line ---------------------------------------------------------------

@@ -85,7 +85,7 @@ def shot(pg, name: str) -> None:
 # Each tab's first own picture or plot (what a person looks at first there).
 FIRST_CONTENT = {"Reconstruct": "#rec-a", "Sample": "#smp-a", "Interpolate": "#int-a", "Latent sliders": "#a-s0",
                  "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Scorecard": "#sc-answer",
-                 "Diagnostics": "#dg-summary"}
+                 "Diagnostics": "#dg-summary", "Playground": "#pg-intro"}
 FILLED = """(sel) => { const el = document.querySelector(sel); if (!el || el.offsetParent === null) return false;
   const img = el.querySelector('img'); if (img) return img.complete && img.naturalWidth > 0;
   if (el.querySelector('canvas, svg.marks, input[type=range]')) return true;
@@ -106,7 +106,7 @@ def test_every_tab_starts_above_the_fold(app, page):
             pg.wait_for_function(FILLED, arg=elem)  # drawn: where it lies now is where it stays
             top = pg.evaluate("(sel) => document.querySelector(sel).getBoundingClientRect().top", elem)
             assert 0 <= top <= 1000 - 100, (name, top)  # its top, and at least 100 px of it, in the window
-            reads_input = name not in ("Sample", "Scorecard", "Diagnostics")
+            reads_input = name not in ("Sample", "Scorecard", "Diagnostics", "Playground")
             pg.locator("#current").wait_for(state="visible" if reads_input else "hidden")
     finally:
         context.close()
@@ -522,3 +522,25 @@ def test_pickers_switch_the_pair_on_every_tab(page):
     wait_src(page, "#rec-b-samples")  # the CVAE's code decoded with every class
     shot(page, "pickers-reconstruct")
     # (the other tabs with this pair: tests/test_app_api.py::test_every_tab_with_non_default_pickers, by value)
+
+
+def test_playground_trains_live_and_stops(page):
+    """Train: the latent plane changes at least 3 times (at >= 4 frames a second), Stop ends both runs."""
+    page.get_by_role("tab", name="Playground", exact=True).click()
+    page.locator("#pg-train").click()
+    page.wait_for_function("() => document.querySelector('#pg-view-a .pg-plane path')")
+    changes = page.evaluate("""() => new Promise(done => {
+        const seen = new Set(); const t0 = performance.now();
+        const tick = () => {
+          const p = document.querySelector('#pg-view-a .pg-plane');
+          if (p) seen.add(p.innerHTML);
+          if (performance.now() - t0 < 2000) requestAnimationFrame(tick); else done(seen.size);
+        };
+        tick(); })""")
+    assert changes >= 4, changes  # distinct planes drawn within 2 s
+    page.screenshot(path=str(ARTIFACTS / "tab-playground.png"))
+    page.locator("#pg-stop").click()
+    page.wait_for_function("""() => ['a', 'b'].every(s => {
+        const r = document.querySelector('#pg-view-' + s + ' .pg-run');
+        return r && r.dataset.state === 'stopped'; })""", timeout=15_000)
+    assert "stopped" in page.locator("#pg-verdict-a").inner_text()

@@ -203,12 +203,12 @@ def build(page: Page) -> gr.Tab:
                 fields_a = run_settings("A", a)
                 view_a = gr.HTML(elem_id="pg-view-a")
                 verdict_a = gr.Markdown(elem_id="pg-verdict-a")
-                file_a = gr.File(label="Run A: checkpoint folder (zip)", elem_id="pg-file-a")
+                file_a = gr.DownloadButton("Download Run A (checkpoint folder, zip)", elem_id="pg-file-a", size="sm")
             with gr.Column():
                 fields_b = run_settings("B", b)
                 view_b = gr.HTML(elem_id="pg-view-b")
                 verdict_b = gr.Markdown(elem_id="pg-verdict-b")
-                file_b = gr.File(label="Run B: checkpoint folder (zip)", elem_id="pg-file-b")
+                file_b = gr.DownloadButton("Download Run B (checkpoint folder, zip)", elem_id="pg-file-b", size="sm")
         compare_btn = gr.Button("Compare A and B in the other tabs", elem_id="pg-compare")
         with gr.Accordion("Figures of the last runs (JSON)", open=False):
             numbers = gr.JSON(elem_id="pg-figures")
