@@ -219,18 +219,25 @@ def bench_app() -> None:
                     positions.add(int(text.split("number ")[1].split()[0]))
                 if "Training" in text:
                     spans.setdefault(i, [time.perf_counter(), None])
+                if j.done() and i in spans and spans[i][1] is None:
+                    spans[i][1] = time.perf_counter()
             time.sleep(0.05)
-        ends = {}
         for i, j in enumerate(jobs):
             try:
                 out = j.result()
                 failed += not all(out[-1][k]["state"] == "done" for k in ("run_a", "run_b"))
-                ends[i] = time.perf_counter()
             except Exception:
                 failed += 1
         wall = time.perf_counter() - t0
+        edges = sorted([(a, 1) for a, _ in spans.values()] + [(b or time.perf_counter(), -1) for _, b in spans.values()],
+                       key=lambda e: (e[0], e[1]))
+        at_once = most = 0
+        for _, step in edges:
+            at_once += step
+            most = max(most, at_once)
         print(f"10 visitors pressing Train at once (100 steps a run): all done in {wall:.1f} s, {failed} failed; queue "
-              f"positions shown {sorted(positions)}; cap {pg.MAX_RUNS} runs (one pair) at once on this server")
+              f"positions shown {sorted(positions)}; at most {most} visitor(s) seen training at once (the cap: "
+              f"{pg.MAX_RUNS} runs, one pair)")
 
         start = rss_mb(app.proc.pid)
         for _ in range(10):

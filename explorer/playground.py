@@ -3,7 +3,7 @@
 A run is `training.train.train` on a `models.Autoencoder` (the CLI's loop and model, nothing written again), with a
 step hook that sends the app a snapshot at most SNAPSHOT_HZ times a second: loss terms, the validation codes, the KL
 of each dimension, reconstructions and prior samples. Data: the dataset folder's playground.npz, a seeded subset of
-its *training* split (training/export.py), first VAL_IMAGES for validation.
+its *training* split (training/export.py), the first VAL_IMAGES (val_count) for validation.
 
 Why a process per run (a worker started with `python -m explorer.playground`, talking over a socket pair):
 - Stop, a closed page or a cap kills it: its CPU and memory are back at once (a Python thread cannot be killed,
@@ -38,6 +38,11 @@ import numpy as np
 
 DATA_NAME = "playground.npz"
 VAL_IMAGES = 1000  # the validation split: its codes are the live map, its loss the validation curve
+
+
+def val_count(n_images: int) -> int:
+    """Validation images of a Playground data file of n_images: VAL_IMAGES, at most a fifth of a small one."""
+    return min(VAL_IMAGES, max(1, n_images // 5))
 SHOWN = 8  # reconstructions of these first validation images
 PRIOR_SHOWN = 16  # prior samples, from fixed noise
 SNAPSHOT_HZ = 6.0  # snapshots a second, at most (the page shows >= 4)
@@ -222,7 +227,7 @@ def dataset_format(folder: Path) -> dict:
     dynamic = binarize == "dynamic" or (binarize == "auto" and dataset == "mnist")
     return {"path": str(path), "dataset": dataset, "image_size": int(shape[1]),
             "image_channels": int(shape[3]) if len(shape) == 4 else 1, "likelihood": likelihood,
-            "binarize": "dynamic" if dynamic else "none", "train_images": int(shape[0]) - VAL_IMAGES}
+            "binarize": "dynamic" if dynamic else "none", "train_images": int(shape[0]) - val_count(int(shape[0])), "val_images": val_count(int(shape[0]))}
 
 
 # ---- the worker process: one run --------------------------------------------------------------------------------
@@ -359,7 +364,8 @@ def run_in_worker(conn: Connection, job: dict) -> None:
     cfg = settings.train_config(fmt, str(out))
     with np.load(fmt["path"], allow_pickle=False) as f:
         images, labels = torch.from_numpy(f["images"]), torch.from_numpy(f["labels"]).long()
-    data = Data(images[VAL_IMAGES:], images[:VAL_IMAGES], labels[VAL_IMAGES:], labels[:VAL_IMAGES])
+    v = fmt["val_images"]
+    data = Data(images[v:], images[:v], labels[v:], labels[:v])
     from training.data import prepare_batch
 
     g = torch.Generator().manual_seed(10_000)

@@ -246,7 +246,8 @@ def test_explore_writes_a_dataset_folder(explored):
 
     root, r = explored
     folder = root / "shapes"
-    assert sorted(p.name for p in folder.iterdir()) == ["ae-16", "ae-2", "atlas.npz", "dataset.json", "vae-16", "vae-2"]
+    assert sorted(p.name for p in folder.iterdir()) == ["ae-16", "ae-2", "atlas.npz", "dataset.json",
+                                                                 "playground.npz", "vae-16", "vae-2"]
     info = json.loads((folder / "dataset.json").read_text())
     assert (info["image_size"], info["image_channels"], info["preprocess"]) == (32, 3, "photo")
     with np.load(folder / "atlas.npz") as f:
@@ -298,6 +299,10 @@ def test_the_app_shows_the_new_dataset_on_every_tab(explored, tmp_path):
         assert read(imp[0]).shape == (128, 128, 3) and read(imp[3]).shape[2] == 3 and "MSE" in imp[4]
         an = c.predict("shapes", x, "other_dataset", "nll", api_name="/anomaly")
         assert "no scorecard.json" in an[0]
+        # the Playground trains on the folder's own training images (RGB, a Gaussian likelihood)
+        small = ["vae", 2, 1.0, 0, 0.0, "standard", "mlp", 1e-3, 30]
+        pg_out = c.predict("shapes", *small, *small[:-1], 40, api_name="/playground_train")
+        assert pg_out[-1]["run_a"]["state"] == "done" and pg_out[-1]["run_b"]["steps"] == 40
         # an upload of another size and mode: resized and centre-cropped to 32x32 RGB (the dataset's preprocessing)
         photo = tmp_path / "photo.jpg"
         Image.fromarray(make_shapes(1, size=90, seed=5)[0][0][:, 10:80]).save(photo)

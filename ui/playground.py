@@ -134,7 +134,7 @@ def compare(dataset: str, request: gr.Request = None):
         name = f"playground-{Path(run.end['out']).name}"
         if name not in b.models:
             with np.load(job.format["path"], allow_pickle=False) as f:
-                train_images = f["images"][pg.VAL_IMAGES:]
+                train_images = f["images"][job.format["val_images"]:]
             t0 = time.perf_counter()
             from explorer.bundle import add_model
 
