@@ -454,7 +454,7 @@ def worker_main(fd: int) -> None:
         return  # an idle spare gives its memory back
     try:
         job = conn.recv()
-    except EOFError:
+    except (EOFError, OSError):  # the app went away
         return
     if job == "stop":
         return

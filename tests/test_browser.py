@@ -527,6 +527,11 @@ def test_pickers_switch_the_pair_on_every_tab(page):
 def test_playground_trains_live_and_stops(page):
     """Train: the latent plane changes at least 3 times (at >= 4 frames a second), Stop ends both runs."""
     page.get_by_role("tab", name="Playground", exact=True).click()
+    for slot in "ab":  # a long budget: the runs are still training when Stop is pressed, however loaded the machine
+        page.locator(f"#pg-settings-{slot}").get_by_text(f"Run {slot.upper()} settings").click()
+        steps = page.locator(f"#pg-settings-{slot}").get_by_label("Steps (at most")
+        steps.fill("20000")
+        steps.press("Tab")
     page.locator("#pg-train").click()
     page.wait_for_function("() => document.querySelector('#pg-view-a .pg-plane path')")
     changes = page.evaluate("""() => new Promise(done => {

@@ -144,8 +144,8 @@ def compare(dataset: str, request: gr.Request = None):
     job.compared = names
     choices = pair_choices(dataset) + [(b.models[n].title, n) for n in names]
     return (gr.Dropdown(choices=choices, value=names[0]), gr.Dropdown(choices=choices, value=names[1]),
-            f"**Run A and Run B are now Model A and Model B** in every other tab (for you only; they go when you "
-            f"close the page).")
+            "**Run A and Run B are now Model A and Model B** in every other tab (for you only; they go when you "
+            "close the page).")
 
 
 def close_session(request: gr.Request) -> None:
@@ -220,7 +220,7 @@ def build(page: Page) -> gr.Tab:
     compare_btn.click(compare, page.dataset, [page.model_a, page.model_b, status],
                       api_name="playground_compare").success(
         inputs.set_pair, [page.dataset, page.model_a, page.model_b],
-        [page.shared["pair_text"], page.shared["live_spec"]], api_visibility="private")
+        [page.shared["pair_text"], page.shared["live_spec"]], api_name="playground_pair", api_visibility="private")
     tab.select(warm, None, None, api_visibility="private", queue=False)
     page.demo.unload(close_session)
     return tab
