@@ -221,6 +221,6 @@ def build(page: Page) -> gr.Tab:
                       api_name="playground_compare").success(
         inputs.set_pair, [page.dataset, page.model_a, page.model_b],
         [page.shared["pair_text"], page.shared["live_spec"]], api_name="playground_pair", api_visibility="private")
-    tab.select(warm, None, None, api_visibility="private", queue=False)
+    tab.select(warm, None, None, api_name="playground_warm", api_visibility="private", queue=False)
     page.demo.unload(close_session)
     return tab
