@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 PYTHON ?= python3
 
-.PHONY: setup run test checkpoints explore bench chromium clean
+.PHONY: setup run test screenshots checkpoints explore bench chromium clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: setup
 
 test: setup chromium
 	$(PY) -m pytest tests
+
+# The README's pictures (docs/images/): the browser tests' screenshots of every tab and of the Playground training.
+screenshots: setup chromium
+	LATENT_EXPLORER_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_browser.py -k "above_the_fold or playground" -q
 
 # Regenerates every shipped checkpoint, metrics.json and atlas from scratch (see README for time).
 checkpoints: setup

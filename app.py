@@ -8,6 +8,7 @@ after, in one background thread (~2-3 s on a laptop CPU), and any request that a
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -16,6 +17,7 @@ from ui import (anomaly, diagnostics, impute, inputs, interpolate, latent_map, p
 from ui.common import MODELS  # noqa: F401  (tests and benches reach the model store as app.MODELS)
 
 MAX_FILE_SIZE = "10mb"
+FAQ = Path(__file__).resolve().parent / "docs" / "faq.md"
 # (module, its tab's name for the events, whether it reads the current input)
 TABS = [(reconstruct, "reconstruct", True), (sample, "sample", False), (interpolate, "interpolate", True),
         (sliders, "sliders", True), (latent_map, "map", True), (impute, "impute", True), (anomaly, "anomaly", True),
@@ -42,9 +44,12 @@ with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as
     page = inputs.build(demo)  # the sidebar: dataset, models, class, current input
     gr.Markdown("# Latent Explorer: AE vs VAE\nTwo models side by side on the same input (by default a deterministic "
                 "autoencoder and a VAE with the same encoder/decoder). Pick the dataset, the models and the input in "
-                "the sidebar; every tab follows.", elem_id="title")
+                "the sidebar; every tab follows. Questions: [FAQ](#faq), below the tabs.", elem_id="title")
     with gr.Tabs(elem_id="tabs"):
         tabs = [(module, module.build(page), name, uses_input) for module, name, uses_input in TABS]
+    with gr.Accordion("FAQ: how to weight the KL, posterior collapse, blurry samples, anomalies, your own images",
+                      open=False, elem_id="faq"):
+        gr.Markdown(FAQ.read_text(encoding="utf-8").split("\n", 1)[1])  # docs/faq.md, below its title
     sliders.noop_probe(page)
     inputs.wire(page)  # a new dataset sets components of several tabs: wired once they all exist
     for module, tab, name, uses_input in tabs:

@@ -1,4 +1,4 @@
-"""Reading a scorecard.json (written by training/scorecard.py): the README's tables and the app's Scorecard tab.
+"""Reading a scorecard.json (written by training/scorecard.py): the tables of docs/scorecard.md and the app's Scorecard tab.
 
 Plain Python and numpy (pandas for the plots' frames, which Gradio brings): nothing here computes a figure.
 """
@@ -12,7 +12,7 @@ import numpy as np
 TIE = 0.01  # a relative margin below this is called a tie
 
 
-# ---- the README's tables (tests check that the README shows these) ---------------------------------
+# ---- docs/scorecard.md's tables (tests check that it shows these) ---------------------------------
 def fmt(v, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 

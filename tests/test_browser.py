@@ -6,6 +6,7 @@ check compares pixels of element screenshots. Screenshots of every tab go to tes
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from PIL import Image
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# `make screenshots` sets this to docs/images: the README's pictures are these tests' screenshots
+SCREENSHOTS = Path(os.environ.get("LATENT_EXPLORER_SCREENSHOTS", ARTIFACTS))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
 
@@ -106,6 +109,8 @@ def test_every_tab_starts_above_the_fold(app, page):
             pg.wait_for_function(FILLED, arg=elem)  # drawn: where it lies now is where it stays
             top = pg.evaluate("(sel) => document.querySelector(sel).getBoundingClientRect().top", elem)
             assert 0 <= top <= 1000 - 100, (name, top)  # its top, and at least 100 px of it, in the window
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(SCREENSHOTS / f"{name.lower().replace(' ', '-')}.jpg"), type="jpeg", quality=70)
             reads_input = name not in ("Sample", "Scorecard", "Diagnostics", "Playground")
             pg.locator("#current").wait_for(state="visible" if reads_input else "hidden")
     finally:
@@ -543,9 +548,14 @@ def test_playground_trains_live_and_stops(page):
         };
         tick(); })""")
     assert changes >= 4, changes  # distinct planes drawn within 2 s
-    page.screenshot(path=str(ARTIFACTS / "tab-playground.png"))
     page.locator("#pg-stop").click()
     page.wait_for_function("""() => ['a', 'b'].every(s => {
         const r = document.querySelector('#pg-view-' + s + ' .pg-run');
         return r && r.dataset.state === 'stopped'; })""", timeout=15_000)
+    for slot in "ab":  # the settings folded again: the picture shows the two views
+        page.locator(f"#pg-settings-{slot}").get_by_text(f"Run {slot.upper()} settings").click()
+    page.locator("#pg-watch").scroll_into_view_if_needed()
+    page.evaluate("() => document.querySelector('#pg-watch').scrollIntoView({block: 'start'})")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # after Stop: a page redrawn 5 times a second can stall a capture
+    page.screenshot(path=str(SCREENSHOTS / "playground-training.jpg"), type="jpeg", quality=70)
     assert "stopped" in page.locator("#pg-verdict-a").inner_text()

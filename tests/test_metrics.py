@@ -347,14 +347,14 @@ def test_shipped_classifier_accuracy_and_feature_space(dataset):
 
 @pytest.mark.parametrize("dataset", sorted(ACCURACY_GOAL))
 def test_shipped_scorecard_is_what_the_readme_shows(dataset):
-    """Figures are data: the README's tables are generated from scorecard.json (--update-readme), not typed."""
+    """Figures are data: docs/scorecard.md's tables are generated from scorecard.json (--update-readme), not typed."""
     import json
 
     from explorer.bundle import checkpoint_root
     from training.scorecard import PRIMARY, markdown, readme_block
 
     card = json.loads((checkpoint_root() / dataset / "scorecard.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "scorecard.md").read_text()
     start, end = readme_block(dataset)
     assert readme[readme.index(start) + len(start): readme.index(end)].strip() == markdown(card).strip()
     assert {"ae-16", "vae-16", "ae-2", "vae-2"} <= set(card["models"]) and "classifier" not in card["models"]

@@ -413,7 +413,7 @@ def verdicts(models: dict) -> dict:
 
 
 def update_readme(readme: Path, dataset: str, text: str) -> None:
-    """Replace the README's generated block for `dataset` (between its two markers) by `text`."""
+    """Replace the generated block (docs/scorecard.md's) for `dataset` (between its two markers) by `text`."""
     start, end = readme_block(dataset)
     s = readme.read_text()
     if start not in s or end not in s:
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generation-draws", type=int, default=GENERATION_DRAWS,
                    help=f"independent sample sets per sampler in the generation task (default {GENERATION_DRAWS})")
     p.add_argument("--markdown", action="store_true", help="print the existing scorecard.json as markdown; compute nothing")
-    p.add_argument("--update-readme", metavar="README", help="also write the markdown into README's block for the dataset")
+    p.add_argument("--update-readme", metavar="README", help="also write the markdown into that file's block for the dataset (the shipped tables: docs/scorecard.md)")
     args = p.parse_args(argv)
     if args.markdown or args.update_readme:
         path = Path(args.checkpoints) / args.dataset / "scorecard.json"

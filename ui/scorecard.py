@@ -77,7 +77,7 @@ def scorecard_decision(dataset: str, goal: str | None):
 def build(page: Page) -> gr.Tab:
     with gr.Tab("Scorecard", elem_id="tab-scorecard") as tab:
         gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
-                    "differ (see the README's scorecard section for the protocol).")
+                    "differ (the protocol: docs/scorecard.md).")
         sc_goal = gr.Radio(list(scorecard.GOALS), value=GOAL_DEFAULT, label="What do you want to do?",
                            elem_id="sc-goal")
         sc_answer = gr.Markdown(elem_id="sc-answer")
