@@ -35,6 +35,13 @@ CSS = """
 .pg-run svg text { fill: var(--body-text-color); font-size: 10px; }
 .pg-run .pg-imgs img { image-rendering: pixelated; width: 448px; max-width: 100%; }
 .pg-run .pg-cap { color: var(--body-text-color-subdued); font-size: 11px; }
+.sc-picture { font-size: 12px; }
+.sc-picture img { image-rendering: pixelated; height: 56px; }
+.sc-picture .sc-cap { color: var(--body-text-color-subdued); margin-top: 4px; }
+.sc-picture.sc-maps { display: flex; gap: 12px; }
+.sc-picture.sc-maps img { height: 220px; }
+.sc-picture svg { width: 440px; max-width: 100%; height: auto; }
+.sc-picture svg text { fill: var(--body-text-color); font-size: 10px; }
 """
 
 
@@ -187,3 +194,24 @@ def run_html(run, originals: np.ndarray | None = None, position: int = 0) -> str
             f'{bars_svg(kl, var, s.free_bits if is_vae else 0.0)}<div class="pg-cap">{html.escape(active)}</div>'
             f'<div class="pg-imgs"><img alt="reconstructions and prior samples" src="{pictures}"/></div>'
             f'<div class="pg-cap">{html.escape(what)}</div></div>')
+
+
+def roc_svg(curves: list[tuple[str, dict]], title: str) -> str:
+    """ROC curves [(label, {"fpr": [...], "tpr": [...]})] on one square plot, the chance line dashed."""
+    size, pad = 240, 28
+    span = size - 2 * pad
+
+    def pt(f, t):
+        return f"{pad + f * span:.1f},{size - pad - t * span:.1f}"
+
+    parts = [f'<svg class="sc-roc" viewBox="0 0 {size + 200} {size}">',
+             f'<rect x="{pad}" y="{pad}" width="{span}" height="{span}" fill="none" stroke="#999"/>',
+             f'<polyline points="{pt(0, 0)} {pt(1, 1)}" stroke="#999" stroke-dasharray="3 3" fill="none"/>']
+    for i, (label, roc) in enumerate(curves):
+        colour = PALETTE[i % len(PALETTE)]
+        pts = " ".join(pt(f, t) for f, t in zip(roc["fpr"], roc["tpr"]))
+        parts.append(f'<polyline points="{pts}" stroke="{colour}" stroke-width="2" fill="none"/>')
+        parts.append(f'<text x="{size - 10}" y="{pad + 14 + 16 * i}" fill="{colour}">{html.escape(label)}</text>')
+    parts.append(f'<text x="{pad}" y="{pad - 8}">{html.escape(title)}</text>'
+                 f'<text x="{pad}" y="{size - 8}">false-positive rate → (y: true-positive rate)</text></svg>')
+    return f'<div class="sc-picture">{"".join(parts)}</div>'

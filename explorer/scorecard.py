@@ -238,6 +238,22 @@ GOALS = {
 }
 
 
+def contenders(card: dict, goal: str) -> tuple[str, str] | None:
+    """The recommended model and the runner-up for a goal (the largest latent size measured), as decision() names
+    them; None when the card has no figures for it or only one model."""
+    by_dim = card["verdicts"].get(GOALS[goal][0]) if goal in GOALS else None
+    if not by_dim:
+        return None
+    ranking = ranked(by_dim[max(by_dim, key=int)])
+    return (ranking[0][0], ranking[1][0]) if len(ranking) > 1 else None
+
+
+def ranked(verdict: dict) -> list[tuple[str, float]]:
+    """A verdict's (model, figure) pairs, best first, sorted here from the figures themselves."""
+    return sorted(((n, float(x)) for n, x in verdict["ranking"]), key=lambda nx: nx[1],
+                  reverse=verdict["better"] == "higher")
+
+
 def decision(card: dict, goal: str, titles: dict[str, str] | None = None) -> str:
     """The answer for one goal, in words: the recommended model and the runner-up with the deciding figure (the
     largest latent size the card measured), then the plain AE against the plain VAE of that size."""
@@ -251,7 +267,8 @@ def decision(card: dict, goal: str, titles: dict[str, str] | None = None) -> str
     v = by_dim[dim]
     title = lambda n: (titles or {}).get(n) or n.upper()  # noqa: E731
     lower = v["better"] == "lower"
-    (w, vw), (r, vr) = v["ranking"][0], v["ranking"][min(1, len(v["ranking"]) - 1)]
+    ranking = ranked(v)
+    (w, vw), (r, vr) = ranking[0], ranking[min(1, len(ranking) - 1)]
 
     def compare(a: float, b: float) -> str:
         """How much better the winner's figure a is than b, in words."""
@@ -269,7 +286,7 @@ def decision(card: dict, goal: str, titles: dict[str, str] | None = None) -> str
     else:
         lines = [f"**Recommended: {title(w)}**: {best_at}. {figure[0].upper() + figure[1:]}: **{vw:.4g}** against {vr:.4g} for "
                  f"the runner-up, {title(r)} ({compare(vw, vr)})."]
-    values = dict(v["ranking"])
+    values = dict(ranking)
     ae, vae = f"ae-{dim}", f"vae-{dim}"
     if ae in values and vae in values:
         a, b = values[ae], values[vae]

@@ -631,3 +631,98 @@ def codes_csv(b: DatasetBundle, name: str, folder, image=None, label=None) -> li
         files.append(exports.csv_file(folder, f"codes-{b.key}-{view.name}-input",
                                       exports.codes_csv(z, xy, None, [], index=np.array([-1]))))
     return files
+
+
+# ---- the Scorecard's answer, made visible ---------------------------------------------------------------------
+PICTURE_IMAGES = 8  # atlas images 0..7 (or 8 prior samples) in every row of a decision picture
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+
+
+def decision_picture(b: DatasetBundle, goal: str, names: tuple[str, str], card: dict) -> str:
+    """A small picture of the difference the Scorecard's answer names, for the winner and the runner-up (`names`),
+    as HTML: rows of images with a caption each (samples, fills, denoised or reconstructed test images, paths, latent
+    maps), or the two models' ROC curves against the other dataset. Fixed seeds and images: the same picture each time."""
+    import html
+
+    import torch
+
+    from . import impute as imp
+    from .liveplot import images_png, roc_svg
+    from .scorecard import GOALS, pair_key
+
+    if goal not in GOALS:
+        raise InputError(f"goal must be one of {list(GOALS)}, got {goal!r}.")
+    views = b.require(*names)
+    n = min(PICTURE_IMAGES, len(b.images))
+    images, labels = b.images[:n], b.labels[:n]
+    rows: list[tuple[str, np.ndarray]] = []
+    if goal == "detect anomalies":
+        pair = pair_key(card, "other_dataset")
+        curves = []
+        for v in views:
+            scores = card["models"].get(v.name, {}).get("tasks", {}).get("ood", {}).get("pairs", {}).get(pair, {})
+            best = max(((s, f) for s, f in scores.items() if "roc" in f), key=lambda sf: sf[1]["auroc"], default=None)
+            if best is not None:
+                curves.append((f"{v.title}: {best[0]} (AUROC {best[1]['auroc']:.3f})", best[1]["roc"]))
+        dim = max(int(k) for k in card["verdicts"][GOALS[goal][0]])
+        for name, score in ((f"vae-{dim}", "nll"), (f"ae-{dim}", "recon_error")):  # the plain pair, for contrast
+            f = card["models"].get(name, {}).get("tasks", {}).get("ood", {}).get("pairs", {}).get(pair, {}).get(score)
+            if f and "roc" in f and not any(c.startswith(f"{b.models[name].title if name in b.models else name.upper()}: {score} ")
+                                            for c, _ in curves):
+                curves.append((f"{name.upper()}: {score} (AUROC {f['auroc']:.3f})", f["roc"]))
+        return roc_svg(curves, f"ROC curves, {b.title} test images vs the other dataset")
+    if goal == "classify with few labels":
+        cells = []
+        for v in views:
+            png = np.asarray(v.scatter.base().convert("RGB").resize((220, 220)))
+            cells.append(f'<figure><img alt="latent map" src="{images_png([png[None]], cols=1)}"/>'
+                         f'<figcaption>{html.escape(v.title)}: its codes, coloured by class</figcaption></figure>')
+        return f'<div class="sc-picture sc-maps">{"".join(cells)}</div>'
+    if goal in ("denoise", "reconstruct", "fill in missing pixels"):
+        g = np.random.default_rng(0)
+        x = images.astype(np.float64) / 255.0
+        if goal == "denoise":
+            x = np.clip(x + g.normal(0, 0.5, x.shape), 0, 1)
+            rows.append(("test images with Gaussian noise (σ 0.5)", _u8(x)))
+        elif goal == "fill in missing pixels":
+            hidden = np.zeros(x.shape, bool)
+            hidden[:, x.shape[1] // 2:] = True  # axis 1 is the rows, grayscale (N, H, W) or RGB (N, H, W, C)
+            rows.append(("test images, bottom half hidden", _u8(np.where(hidden, 0.5, x))))
+        else:
+            rows.append(("test images", images))
+        for v in views:
+            if goal == "fill in missing pixels":
+                xt = v.to_tensor(images)
+                missing = torch.zeros_like(xt, dtype=torch.bool)
+                missing[:, :, xt.shape[2] // 2:] = True
+                start = 0.5  # hidden pixels start grey
+                g_t = torch.Generator(v.device).manual_seed(0)
+                if v.is_vae:
+                    fill = imp.pseudo_gibbs(v.model, xt, missing, start, 20, 4, g_t).means.mean(0)
+                    what = "the mean of 4 pseudo-Gibbs chains"
+                else:
+                    fill = imp.ae_fill(v.model, xt, missing, start, 20)
+                    what = "its iterative fill"
+                out = fill.float().cpu().numpy()
+                out = out[:, 0] if out.shape[1] == 1 else out.transpose(0, 2, 3, 1)
+                rows.append((f"{v.title}: {what}", _u8(out)))
+            else:
+                z = v.encode(_u8(x), labels)[0]
+                rows.append((f"{v.title}: reconstructions", _u8(v.decode(z, labels))))
+    elif goal == "generate":
+        for v in views:
+            rows.append((f"{v.title}: samples of its prior", _u8(v.decode(v.prior_samples(n, seed=0), labels[:1]))))
+    elif goal == "interpolate":
+        ends = [0, int(np.flatnonzero(b.labels != b.labels[0])[0])] if (b.labels != b.labels[0]).any() else [0, 1]
+        rows.append(("the two end images", b.images[ends]))
+        for v in views:
+            za, zb = v.encode(b.images[ends], b.labels[ends])[0]
+            t = np.linspace(0, 1, n)[:, None]
+            rows.append((f"{v.title}: the straight path between their codes", _u8(v.decode((1 - t) * za + t * zb,
+                                                                                            b.labels[ends[0]]))))
+    parts = [f'<div class="sc-row"><div class="sc-cap">{html.escape(cap)}</div>'
+             f'<img alt="{html.escape(cap)}" src="{images_png([imgs], cols=len(imgs))}"/></div>' for cap, imgs in rows]
+    return f'<div class="sc-picture">{"".join(parts)}</div>'

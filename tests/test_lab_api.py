@@ -52,7 +52,10 @@ def test_scorecard_answers_what_do_you_want_to_do(client, dataset):
         v = by_dim[dim]
         values = dict(v["ranking"])
         order = sorted(values, key=lambda n: values[n], reverse=v["better"] == "higher")
-        text = client.predict(dataset, goal, api_name="/scorecard_decision")
+        text, picture = client.predict(dataset, goal, api_name="/scorecard_decision")
+        titles = [json.loads((checkpoint_root() / dataset / n / "config.json").read_text()).get("title") or n.upper()
+                  for n in order[:2]]
+        assert ("<img" in picture or "<svg" in picture) and all(t in picture for t in titles), (goal, picture[:300])
         if v.get("tie"):
             assert text.startswith("**A tie between"), (goal, text)
         else:
@@ -64,6 +67,26 @@ def test_scorecard_answers_what_do_you_want_to_do(client, dataset):
         assert text.split("AE or VAE?")[1].split("**")[1].lower().startswith("vae" if vae_better else "ae"), text
     with pytest.raises(AppError, match="not in the list of choices"):  # the Radio checks it
         client.predict(dataset, "juggle", api_name="/scorecard_decision")
+
+
+def test_the_answer_follows_the_figures_of_the_json():
+    """Change a figure in a copy of scorecard.json: the recommended model, its figure and the sentence follow."""
+    import copy
+
+    from explorer.scorecard import contenders, decision
+
+    card = json.loads((checkpoint_root() / "mnist" / "scorecard.json").read_text())
+    goal = "denoise"
+    v = card["verdicts"]["denoising"]["16"]
+    (w, vw), (r, vr) = sorted(v["ranking"], key=lambda nx: nx[1])[:2]
+    before = decision(card, goal)
+    assert contenders(card, goal) == (w, r) and f"**Recommended: {w.upper()}**" in before
+    changed = copy.deepcopy(card)
+    changed_v = changed["verdicts"]["denoising"]["16"]
+    changed_v["ranking"] = [[n, vw / 2 if n == r else x] for n, x in changed_v["ranking"]]  # the runner-up now wins
+    after = decision(changed, goal)
+    assert contenders(changed, goal) == (r, w)
+    assert f"**Recommended: {r.upper()}**" in after and f"**{vw / 2:.4g}** against {vw:.4g}" in after
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import scorecard
+from explorer import scorecard, service
 from explorer.catalog import SHIPPED
 from explorer.images import InputError
 from ui.common import EV, Page, bundle, config_title, guarded
@@ -67,11 +67,15 @@ def scorecard_decision(dataset: str, goal: str | None):
     """The answer to "What do you want to do?" for a dataset: the recommended model, the runner-up, the figure."""
     b = bundle(dataset)
     if not b.scorecard:
-        return ""  # the table's place says why (scorecard_tab)
+        return "", ""  # the table's place says why (scorecard_tab)
     if goal not in scorecard.GOALS:
         raise InputError(f"goal must be one of {list(scorecard.GOALS)}, got {goal!r}.")
     titles = {n: config_title(b.root / n) for n in b.scorecard["models"]}
-    return scorecard.decision(b.scorecard, goal, {n: t for n, t in titles.items() if t})
+    text = scorecard.decision(b.scorecard, goal, {n: t for n, t in titles.items() if t})
+    names = scorecard.contenders(b.scorecard, goal)
+    if names is None:
+        return text, ""
+    return text, service.decision_picture(bundle(dataset, names), goal, names, b.scorecard)
 
 
 def build(page: Page) -> gr.Tab:
@@ -81,6 +85,7 @@ def build(page: Page) -> gr.Tab:
         sc_goal = gr.Radio(list(scorecard.GOALS), value=GOAL_DEFAULT, label="What do you want to do?",
                            elem_id="sc-goal")
         sc_answer = gr.Markdown(elem_id="sc-answer")
+        sc_picture = gr.HTML(elem_id="sc-picture")
         with gr.Accordion("Every task, every model: the full table and its plots", open=False, elem_id="sc-full"):
             sc_text = gr.Markdown(elem_id="sc-text")
             # one plot at a time: each draws when its tab is first shown, so the tab opens on one plot, not three
@@ -101,7 +106,7 @@ def build(page: Page) -> gr.Tab:
     page.tab_event("scorecard", [page.demo_load, page.dataset.change], scorecard_tab, [page.dataset],
                    [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
     page.tab_event("scorecard", [page.demo_load, page.dataset.change, sc_goal.input], scorecard_decision,
-                   [page.dataset, sc_goal], [sc_answer], api_name="scorecard_decision")
+                   [page.dataset, sc_goal], [sc_answer, sc_picture], api_name="scorecard_decision")
     sc_task.input(scorecard_task, [page.dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
     sc_pair.input(scorecard_roc, [page.dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
     return tab
