@@ -143,9 +143,9 @@ def test_one_visitor_cannot_see_or_stop_another_and_waits_in_line(playground):
     assert playground.active == 0
 
 
-def test_a_nan_or_a_crash_ends_that_run_only(tmp_path, monkeypatch):
+def test_a_nan_a_crash_or_the_time_cap_ends_that_run_only(tmp_path, monkeypatch):
     """A NaN loss ends the run with the reason and its last good state; a killed worker ends its run with a
-    message while the other run finishes; the server's next job trains."""
+    message while the other run finishes; the server's next job trains, and stops at the wall-time cap."""
     monkeypatch.setenv("LATENT_EXPLORER_NAN_AT_STEP", "0:120")  # training.train's test hook: rank 0, step 120
     p = pg.Playground(max_runs=2, spares=0, root=tmp_path)
     try:
@@ -162,6 +162,12 @@ def test_a_nan_or_a_crash_ends_that_run_only(tmp_path, monkeypatch):
         wait_end(job)
         assert job.runs[0].state == "failed" and "ended unexpectedly" in job.runs[0].reason
         assert job.runs[1].state == "done", job.runs[1].reason
+        p.max_seconds = 1.5  # the wall-time cap: a run stops there with its last good state, whatever its budget
+        job = p.start("nan", MNIST, (pg.RunSettings(steps=pg.MAX_STEPS), pg.RunSettings(steps=pg.MAX_STEPS)))
+        wait_end(job)
+        for run in job.runs:
+            assert run.state == "capped" and "1.5 s time cap" in run.reason, run.reason
+            assert run.end["metrics"]["steps"] < pg.MAX_STEPS and Path(run.end["out"], "model.safetensors").is_file()
     finally:
         p.shutdown()
 
