@@ -12,8 +12,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from ui import (anomaly, diagnostics, impute, inputs, interpolate, latent_map, playground, reconstruct, sample,
-                scorecard, sliders)
+from ui import (anomaly, diagnostics, disentangle, impute, inputs, interpolate, latent_map, playground, reconstruct,
+                sample, scorecard, sliders)
 from ui.common import MODELS  # noqa: F401  (tests and benches reach the model store as app.MODELS)
 
 MAX_FILE_SIZE = "10mb"
@@ -21,7 +21,7 @@ FAQ = Path(__file__).resolve().parent / "docs" / "faq.md"
 # (module, its tab's name for the events, whether it reads the current input)
 TABS = [(reconstruct, "reconstruct", True), (sample, "sample", False), (interpolate, "interpolate", True),
         (sliders, "sliders", True), (latent_map, "map", True), (impute, "impute", True), (anomaly, "anomaly", True),
-        (scorecard, "scorecard", False), (diagnostics, "diagnostics", False),
+        (disentangle, "disentangle", True), (scorecard, "scorecard", False), (diagnostics, "diagnostics", False),
         (playground, "playground", False)]
 
 CSS = """
@@ -38,14 +38,14 @@ CSS = """
 #gallery .gallery-item, #gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; width: 100%; }
 #gallery .thumbnail-item img { object-fit: contain !important; image-rendering: pixelated; }
 #gallery .caption-label { font-size: 10px; padding: 0 2px; max-width: 100%; }
-""" + inputs.HIDE_INPUT_CSS + playground.CSS
+""" + inputs.HIDE_INPUT_CSS + playground.CSS + disentangle.CSS
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
     page = inputs.build(demo)  # the sidebar: dataset, models, class, current input
     gr.Markdown("# Latent Explorer: AE vs VAE\nTwo models side by side on the same input (by default a deterministic "
                 "autoencoder and a VAE with the same encoder/decoder). Pick the dataset, the models and the input in "
                 "the sidebar; every tab follows. Questions: [FAQ](#faq), below the tabs.", elem_id="title")
-    with gr.Tabs(elem_id="tabs"):
+    with gr.Tabs(elem_id="tabs", overflow_behavior="wrap"):  # every tab in sight, on two rows if need be
         tabs = [(module, module.build(page), name, uses_input) for module, name, uses_input in TABS]
     with gr.Accordion("FAQ: how to weight the KL, posterior collapse, blurry samples, anomalies, your own images",
                       open=False, elem_id="faq"):

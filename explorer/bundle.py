@@ -11,7 +11,8 @@ import torch
 from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent, scorecard
-from .catalog import APP_MODELS, REGENERATE, SHIPPED, checkpoint_root, find_datasets, find_models, read_info
+from .catalog import (APP_MODELS, REGENERATE, SHIPPED, checkpoint_root, default_pair, find_datasets, find_models,
+                      read_info)
 from .images import Format, InputError
 from .plot import Scatter
 
@@ -150,12 +151,19 @@ class DatasetBundle:
     models: dict[str, ModelView] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     scorecard: dict | None = None  # scorecard.json (training/scorecard.py), read by the Scorecard and Anomaly tabs
+    factors: np.ndarray | None = None  # (N, K) int64: the atlas images' known factors of variation, if any
+    factor_names: list[str] = field(default_factory=list)
     _atlas: dict | None = field(default=None, repr=False)  # every array of atlas.npz
 
     @property
     def mean_image(self) -> np.ndarray:
         """The mean atlas image, float (H, W[, C]) in [0, 1]: where the imputation chains start."""
         return self.images.astype(np.float64).mean(0) / 255.0
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """The Model A and Model B this dataset opens with (explorer.catalog.default_pair)."""
+        return default_pair(self.info)
 
     @property
     def title(self) -> str:
@@ -200,7 +208,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     b.scorecard = scorecard.load(b.root / "scorecard.json")
     if atlas is None:
         b.images = None
-    names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else names
+    names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else sorted(set(names) | set(b.pair))
     if key not in SHIPPED:  # a dataset of one's own may hold any models: the app's four are not expected of it
         names = [n for n in names if n in find_models(b.root)]
     _load_models(b, names, atlas, device)
@@ -232,6 +240,9 @@ def _read_atlas(b: DatasetBundle) -> dict | None:
         names = [str(c) for c in atlas["class_names"]]
         n_classes = int(b.labels.max()) + 1 if len(b.labels) else 0
         b.class_names = names + [str(c) for c in range(len(names), n_classes)]  # an atlas without every name
+        if "factors" in atlas:  # known factors of variation (dSprites): (N, K) indices and their names
+            b.factors = atlas["factors"].astype(np.int64)
+            b.factor_names = [str(c) for c in atlas["factor_names"]]
         return atlas
     except Exception as e:  # corrupt or incomplete file
         b.problems.append(f"{atlas_path} is unreadable ({type(e).__name__}: {e})")

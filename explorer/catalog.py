@@ -14,6 +14,7 @@ from pathlib import Path
 
 SHIPPED = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # the datasets checkpoints/ ships (expected, listed first)
 APP_MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")  # the models the app loads at start; every other one on first use
+DEFAULT_PAIR = ("ae-16", "vae-16")  # Model A and Model B of a dataset whose dataset.json names no "pair"
 INFO_NAME = "dataset.json"
 REGENERATE = "make checkpoints"
 MODEL_FILES = ("config.json", "model.safetensors")
@@ -46,6 +47,15 @@ def read_info(folder: Path) -> dict:
         return info if isinstance(info, dict) else {}
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
+
+
+def default_pair(info: dict) -> tuple[str, str]:
+    """The Model A and Model B a dataset opens with: dataset.json's "pair" (dSprites: its AE-10 and VAE-10), else
+    the AE-16 and the VAE-16. The app loads them at start with the app's four."""
+    pair = info.get("pair")
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(n, str) and n for n in pair):
+        return pair[0], pair[1]
+    return DEFAULT_PAIR
 
 
 def dataset_title(root: Path, key: str) -> str:

@@ -47,8 +47,10 @@ def markdown(card: dict) -> str:
     """The scorecard of one dataset as markdown tables: verdicts first, then each task's figures."""
     models = card["models"]
     names = sorted(models, key=lambda n: (-models[n]["latent_dim"], n))
+    judge = (f"classifier test accuracy {fmt(card['classifier'].get('test_accuracy'), 4)}" if card.get("classifier")
+             else "no classifier: known factors instead")
     lines = [f"Scorecard of `{card['dataset']}` ({card['protocol']['test_images']} test images, seed "
-             f"{card['protocol']['seed']}; classifier test accuracy {fmt(card['classifier'].get('test_accuracy'), 4)}; "
+             f"{card['protocol']['seed']}; {judge}; "
              f"computing every figure took {total_minutes(card):.1f} min, task by task, on "
              f"{card['seconds'].get('threads', '?')} thread(s)). Winner per task and latent size, from the figures:", ""]
     lines += table(["task", "latent", "figure", "values", "winner"], verdict_rows(card))
@@ -125,6 +127,25 @@ def markdown(card: dict) -> str:
                       "share it cannot call (no class above 0.5):", ""]
         lines += table(["model", "mean distance", "mean of path max", "max", "off-class points", "paths with one",
                         "unsure points"], rows)
+    if have("disentanglement"):
+        from training.disentanglement import METRIC_NAMES
+
+        def minutes(s):
+            return "–" if s is None else f"{s / 60:.1f}"
+
+        rows = []
+        for n in have("disentanglement"):
+            d, r = models[n]["tasks"]["disentanglement"], models[n]["tasks"].get("reconstruction", {})
+            rows.append([n] + [fmt(d[k]) for k in METRIC_NAMES] + [
+                fmt(r.get("mse_per_pixel"), 4), fmt(d.get("kl"), 2), minutes(d.get("train_seconds")),
+                minutes(sum(d.get("metric_seconds", {}).values()) or None)])
+        p = card["protocol"].get("disentanglement", {})
+        lines += ["", "Disentanglement against the known factors (higher is better; disentanglement_lib's protocol: "
+                      f"MIG on {p.get('mig', {}).get('points', '?')} points with {p.get('mig', {}).get('bins', '?')}-bin "
+                      "histograms, SAP, DCI (gradient-boosted trees), the β-VAE and FactorVAE metrics on 10,000 "
+                      "training and 5,000 test points; the posterior mean as the representation). MSE per pixel "
+                      "and KL (nats) on the test split; minutes to train (one CPU thread) and to compute the metrics:", ""]
+        lines += table(["model", *METRIC_NAMES.values(), "MSE/pixel", "KL", "train min", "metrics min"], rows)
     if have("reconstruction"):
         rows = [[n, fmt(models[n]["tasks"]["reconstruction"]["mse_per_pixel"], 4),
                  fmt(models[n]["tasks"]["reconstruction"]["nats_per_image"], 2)] for n in have("reconstruction")]

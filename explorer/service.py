@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import latent
-from .catalog import APP_MODELS
+from .catalog import APP_MODELS, DEFAULT_PAIR
 from .images import MNIST, Format, InputError, to_format, tile, upscale
 
 SHOW = 4  # display upscale factor for single 28x28 images (show_factor: about 112 pixels a side at any size)
@@ -68,18 +68,18 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(((np.asarray(a, np.float64) - b) ** 2).mean())
 
 
-PAIR = ("ae-16", "vae-16")  # the default Model A and Model B
+PAIR = DEFAULT_PAIR  # the default Model A and Model B (a dataset.json may name its own: DatasetBundle.pair)
 SLOTS = ("a", "b")
 
 
 def pair(b: DatasetBundle, names=None) -> list[ModelView]:
-    """The two models being compared (Model A, Model B), by folder name; PAIR when not given."""
-    names = tuple(names) if names else PAIR
+    """The two models being compared (Model A, Model B), by folder name; the dataset's default pair when not given."""
+    names = tuple(names) if names else b.pair
     if len(names) != 2 or not all(isinstance(n, str) and n for n in names):
         raise InputError(f"compare two models by name, got {names!r}.")
     # A name that is neither loaded nor expected (the app's four) nor a folder on disk is a typo; a missing or
     # unusable checkpoint gets require()'s message, which says how to regenerate it.
-    unknown = [n for n in names if n not in b.models and n not in APP_MODELS and not (b.root / n).is_dir()]
+    unknown = [n for n in names if n not in b.models and n not in APP_MODELS + b.pair and not (b.root / n).is_dir()]
     if unknown and b.images is not None:
         raise InputError(f"{b.title} has no model {unknown[0]!r}; choose one of {sorted(b.models)}.")
     return b.require(*names)

@@ -38,6 +38,24 @@ def gaussian_marginal_kl(mean: Tensor, logvar: Tensor, components) -> Tensor:
     return cross - entropy
 
 
+def total_correlation(posterior: DiagonalGaussian, z: Tensor, dataset_size: int) -> Tensor:
+    """TC(q(z)) = E_q(z)[log q(z) - sum_d log q(z_d)], the minibatch-weighted sampling estimate (Chen et al. 2018,
+    Sec. 4.1 and Appendix C.1): for the batch's z_i ~ q(z|x_i), log q(z_i) ~ logsumexp_j log q(z_i|x_j) - log(N M)
+    and log q(z_id) ~ logsumexp_j log q(z_id|x_j) - log(N M), N the dataset size and M the batch size. Scalar.
+    The estimate is biased upwards by a constant of the sizes (with N = M, by (D - 1) log M over the TC of the batch's
+    mixture mean_j q(z|x_j)): a penalty's gradient does not see it, but its value is not a TC in nats."""
+    m, d = posterior.mean.shape
+    if dataset_size < m:
+        raise ValueError(f"the TC estimate needs the training set's size (>= the batch's {m}), got {dataset_size}")
+    var = posterior.logvar.exp()
+    diff = z.unsqueeze(1) - posterior.mean.unsqueeze(0)  # (M, M, D): z_i against q(.|x_j)
+    log_q = -0.5 * (math.log(2 * math.pi) + posterior.logvar.unsqueeze(0) + diff.pow(2) / var.unsqueeze(0))
+    log_nm = math.log(dataset_size * m)
+    log_qz = torch.logsumexp(log_q.sum(2), dim=1) - log_nm  # (M,)
+    log_prod = (torch.logsumexp(log_q, dim=1) - log_nm).sum(1)  # (M,)
+    return (log_qz - log_prod).mean()
+
+
 class Autoencoder(nn.Module):
     """encoder -> bottleneck -> decoder. `bottleneck='ae'` gives a point-mass code, 'vae' a Gaussian.
 
@@ -180,6 +198,8 @@ class Autoencoder(nn.Module):
         *,
         beta: float = 1.0,
         free_bits: float = 0.0,
+        tc_beta: float = 0.0,
+        dataset_size: int = 0,
         generator: torch.Generator | None = None,
         labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
@@ -190,10 +210,21 @@ class Autoencoder(nn.Module):
         Free bits (Kingma et al. 2016, "Improved VI with IAF", eq. 15): the KL of each latent
         dimension, averaged over the batch, is clamped from below at `free_bits` nats in the
         objective only; the reported `kl` is the true KL. For the AE, kl is 0 and loss = recon.
+        β-TCVAE (Chen et al. 2018, eq. 4): with `tc_beta` > 0 the total correlation of the aggregate posterior gets
+        the weight tc_beta and the rest of the KL (index-code MI and dimension-wise KL) keeps `beta`:
+        loss = recon + beta * kl + (tc_beta - beta) * tc, tc the minibatch-weighted estimate over a training set
+        of `dataset_size` images (total_correlation); tc_beta = beta = 1 is the ELBO. The terms gain `tc`.
         """
         posterior = self.encode(x, labels)
         z = posterior.sample(generator)
         recon = -self.log_likelihood(self.decode(z, labels), x).mean()
+        if tc_beta > 0:
+            if not isinstance(posterior, DiagonalGaussian) or free_bits > 0:
+                raise ValueError("the total-correlation penalty (β-TCVAE) needs a VAE with a diagonal Gaussian "
+                                 "posterior (no flow) and no free bits")
+            kl = self.kl(posterior, z).mean()
+            tc = total_correlation(posterior, z, dataset_size)
+            return {"loss": recon + beta * kl + (tc_beta - beta) * tc, "recon": recon, "kl": kl, "tc": tc}
         use_floor = free_bits > 0 and self.config.is_variational  # an AE has no KL to floor
         if not self.closed_form_kl:
             if use_floor:

@@ -87,7 +87,7 @@ def shot(pg, name: str) -> None:
 
 # Each tab's first own picture or plot (what a person looks at first there).
 FIRST_CONTENT = {"Reconstruct": "#rec-a", "Sample": "#smp-a", "Interpolate": "#int-a", "Latent sliders": "#a-s0",
-                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Scorecard": "#sc-answer",
+                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Disentanglement": "#tv-a", "Scorecard": "#sc-answer",
                  "Diagnostics": "#dg-summary", "Playground": "#pg-intro"}
 FILLED = """(sel) => { const el = document.querySelector(sel); if (!el || el.offsetParent === null) return false;
   const img = el.querySelector('img'); if (img) return img.complete && img.naturalWidth > 0;
@@ -559,3 +559,20 @@ def test_playground_trains_live_and_stops(page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # after Stop: a page redrawn 5 times a second can stall a capture
     page.screenshot(path=str(SCREENSHOTS / "playground-training.jpg"), type="jpeg", quality=70)
     assert "stopped" in page.locator("#pg-verdict-a").inner_text()
+
+
+def test_disentanglement_on_dsprites(page):
+    """dSprites: the traversal rows carry factor names, the heatmap is drawn, the metric table names the models.
+    Last in this file: it leaves the page on dSprites."""
+    open_tab(page, "Disentanglement")
+    old = src(page, "#current")
+    page.get_by_role("radio", name="dSprites", exact=True).check()
+    wait_src(page, "#current", old)
+    page.wait_for_function("() => (document.querySelector('#tv-b') || {innerText: ''}).innerText.includes('nats')")
+    labels = page.locator("#tv-b .tv-label").all_inner_texts()
+    assert len(labels) == 10 and all("nats" in t for t in labels)
+    assert any(f in " ".join(labels) for f in ("position_x", "position_y", "scale", "shape", "orientation"))
+    assert page.locator("#mi-b svg rect").count() == 50
+    assert "VAE-10" in page.locator("#dis-table").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "disentanglement.jpg"), type="jpeg", quality=70)

@@ -70,3 +70,22 @@ def test_beta_vae_and_factor_vae_metrics():
     fv_top = dm.factor_vae(TRUTH, identity, rng, train=300, test=150, variance_points=2000, prune_below=0.0)
     fv_noise = dm.factor_vae(TRUTH, noise_of(rng), rng, train=300, test=150, variance_points=2000)
     assert fv_top["factor_vae"] > 0.95 and fv_noise["factor_vae"] < 0.5
+
+
+def test_score_on_a_factor_grid_reads_codes_by_index():
+    counts = (3, 4, 5)
+    grid = np.stack(np.unravel_index(np.arange(int(np.prod(counts))), counts), 1).astype(np.float64)
+    small = {"mig": {"points": 2000, "bins": 20}, "sap": {"train": 1000, "test": 500},
+             "dci": {"train": 1000, "test": 500, "model": "GradientBoostingClassifier"},
+             "beta_vae": {"train": 300, "test": 150, "batch": 16},
+             "factor_vae": {"train": 300, "test": 150, "batch": 16, "variance_points": 1000, "prune_below": 0.0}}
+    good = dm.score(grid / np.array(counts), counts, seed=0, protocol=small, dci_estimators=10)
+    noise = dm.score(np.random.default_rng(0).normal(size=grid.shape), counts, seed=0, protocol=small,
+                     dci_estimators=10)
+    for key in ("mig", "dci_disentanglement", "beta_vae", "factor_vae"):
+        assert good[key] > 0.9 and noise[key] < 0.55, (key, good[key], noise[key])
+    assert np.shape(good["mutual_info"]) == (3, 3) and set(good["seconds"]) == {"mig", "sap", "dci", "beta_vae",
+                                                                                "factor_vae"}
+    assert good["protocol"]["seed"] == 0 and good["protocol"]["dci"]["n_estimators"] == 10
+    again = dm.score(grid / np.array(counts), counts, seed=0, protocol=small, dci_estimators=10)
+    assert again["mig"] == good["mig"] and again["factor_vae"] == good["factor_vae"]  # seeded

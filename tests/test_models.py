@@ -602,3 +602,65 @@ def test_cvae_decode_changes_with_the_label_and_needs_it():
     # an unconditional model ignores labels
     plain = make_model("conv", "vae", "bernoulli")
     assert torch.equal(plain.decode(z, torch.arange(N_CLASSES)), plain.decode(z))
+
+
+# ---- beta-TCVAE: the total-correlation penalty (Chen et al. 2018) ---------------------------------
+def reference_tc(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, n_data: int) -> float:
+    """Minibatch-weighted sampling, written out with torch.distributions.Normal one pair (i, j) at a time."""
+    m, d = mean.shape
+    total = 0.0
+    for i in range(m):
+        joint, dims = [], [[] for _ in range(d)]
+        for j in range(m):
+            comp = Normal(mean[j], (0.5 * logvar[j]).exp()).log_prob(z[i])  # (D,) log q(z_id | x_j)
+            joint.append(comp.sum())
+            for k in range(d):
+                dims[k].append(comp[k])
+        log_nm = torch.log(torch.tensor(float(n_data * m)))
+        log_qz = torch.logsumexp(torch.stack(joint), 0) - log_nm
+        log_prod = sum(torch.logsumexp(torch.stack(dk), 0) - log_nm for dk in dims)
+        total += float(log_qz - log_prod)
+    return total / m
+
+
+def test_total_correlation_is_the_minibatch_weighted_estimate():
+    from models.autoencoder import total_correlation
+
+    g = gen(3)
+    mean, logvar = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g) * 0.3 - 1
+    post = DiagonalGaussian(mean, logvar)
+    z = post.sample(gen(4))
+    assert abs(float(total_correlation(post, z, 1000)) - reference_tc(mean, logvar, z, 1000)) < 1e-4
+    with pytest.raises(ValueError, match="training set"):
+        total_correlation(post, z, 3)
+
+
+def test_total_correlation_is_near_zero_for_independent_codes_and_large_for_copies():
+    from models.autoencoder import total_correlation
+
+    g = gen(5)
+    mean = torch.randn(2000, 2, generator=g)
+    logvar = torch.full_like(mean, 2 * torch.log(torch.tensor(0.1)).item())  # posterior std 0.1
+    independent = DiagonalGaussian(mean, logvar)
+    copied = DiagonalGaussian(torch.stack([mean[:, 0], mean[:, 0]], 1), logvar)
+    # With the batch as the whole data set (N = M), the estimator's 1 / (N M) weights put it (D - 1) log M above the
+    # TC of the batch's mixture q(z) = mean_j q(z|x_j); that offset is free of the parameters (no gradient).
+    offset = (2 - 1) * torch.log(torch.tensor(2000.0)).item()
+    tc_ind = float(total_correlation(independent, independent.sample(gen(6)), 2000)) - offset
+    tc_copy = float(total_correlation(copied, copied.sample(gen(6)), 2000)) - offset
+    # Two copies of one N(0, 1) code under noise of std 0.1 share I = 0.5 log(1 + 1 / 0.02) = 1.97 nats
+    assert abs(tc_ind) < 0.25 and 1.5 < tc_copy < 2.3
+
+
+def test_tc_beta_weights_the_total_correlation_alone():
+    model, x = make_model("mlp", "vae", "bernoulli"), make_batch("bernoulli")
+    plain = model.loss(x, beta=1.0, generator=gen(7))
+    tc = model.loss(x, beta=1.0, tc_beta=6.0, dataset_size=100, generator=gen(7))
+    torch.testing.assert_close(tc["kl"], plain["kl"])
+    torch.testing.assert_close(tc["recon"], plain["recon"])
+    torch.testing.assert_close(tc["loss"], plain["loss"] + 5.0 * tc["tc"])
+    both = model.loss(x, beta=2.0, tc_beta=6.0, dataset_size=100, generator=gen(7))
+    torch.testing.assert_close(both["loss"], both["recon"] + 2.0 * both["kl"] + 4.0 * both["tc"])
+    for bad in (make_model("mlp", "ae", "bernoulli"), make_model("mlp", "vae", "bernoulli", "iaf")):
+        with pytest.raises(ValueError, match="total-correlation"):
+            bad.loss(x, tc_beta=6.0, dataset_size=100)

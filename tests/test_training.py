@@ -399,3 +399,19 @@ def test_torchrun_kill_then_resume_matches_uninterrupted_run(tmp_path):
     assert whole.returncode == 0, whole.stderr[-3000:]
     assert_same_weights(load_file(str(tmp_path / "whole" / "model.safetensors")),
                         load_file(str(tmp_path / "run" / "model.safetensors")))
+
+
+def test_tc_beta_trains_a_beta_tcvae_and_refuses_models_without_a_gaussian_posterior(tmp_path):
+    seen = []
+    model, history = train(tiny_cfg(tmp_path / "tc", epochs=2, tc_beta=6.0), ModelConfig(bottleneck="vae", **TINY_MODEL),
+                           tiny_data(), progress=False, on_step=lambda info: seen.append(info.terms))
+    assert all("tc" in t and math.isfinite(float(t["tc"])) for t in seen)
+    # the penalty is in the optimized loss: loss = recon + kl + (6 - 1) * tc at every step
+    for t in seen[:3]:
+        torch.testing.assert_close(t["loss"], t["recon"] + t["kl"] + 5.0 * t["tc"])
+    assert json.loads((tmp_path / "tc" / "metrics.json").read_text())["train_config"]["tc_beta"] == 6.0
+    for bad in (ModelConfig(bottleneck="ae", **TINY_MODEL), ModelConfig(bottleneck="vae", flow="iaf", **TINY_MODEL)):
+        with pytest.raises(ValueError, match="--tc-beta"):
+            train(tiny_cfg(tmp_path / "bad", tc_beta=6.0), bad, tiny_data(), progress=False)
+    r = run_cli(["--tc-beta", "-1", "--out", str(tmp_path / "x")])
+    assert r.returncode != 0 and "--tc-beta has an invalid value" in r.stderr and "Traceback" not in r.stderr

@@ -69,7 +69,7 @@ def check_spec(name: str) -> str:
         sources.parse(name)
         return name
     raise ValueError(f"--dataset {name!r}: choose {', '.join(sorted(DATASETS))}, folder:PATH (an image folder), "
-                     "npz:FILE or idx:PREFIX")
+                     "npz:FILE, idx:PREFIX or dsprites (dsprites:32, dsprites:64)")
 
 
 @functools.lru_cache(maxsize=2)
@@ -92,12 +92,29 @@ def dataset_info(name: str, image_size: int = 0, channels: int = 0) -> dict:
         return {"name": name, "title": TITLES[name], "spec": name, "class_names": CLASS_NAMES[name], "labelled": True,
                 "image_size": 28, "image_channels": 1, "preprocess": "digit", "notes": []}
     d = user_data(name, image_size, channels)
+    factors = {} if d.factors is None else {"factors": {
+        "names": d.factor_names, "counts": [int(c) for c in d.factors.max(0) + 1]}}
+    if sources.parse(name)[0] == "dsprites":  # position is a factor: an upload keeps its place (no centring)
+        return {"name": d.name, "title": "dSprites", "spec": d.spec, "class_names": d.class_names, "labelled": True,
+                "image_size": d.size, "image_channels": 1, "preprocess": "photo", "notes": d.notes,
+                "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}, **factors,
+                "pair": ["ae-10", "vae-10"]}  # the shipped models (training/checkpoints.sh): what the app opens with
     # Grayscale objects on a dark ground (digits, sketches, MNIST-like items, near-binary or with grey levels) get the
     # digit-style centring and polarity; anything else (colour, or a light ground) is a photo: resized, not inverted.
     digit_like = d.channels == 1 and sources.dark_background(d.images)
     return {"name": d.name, "title": d.name, "spec": d.spec, "class_names": d.class_names, "labelled": d.labelled,
             "image_size": d.size, "image_channels": d.channels, "preprocess": "digit" if digit_like else "photo",
-            "notes": d.notes, "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}}
+            "notes": d.notes, "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}, **factors}
+
+
+def load_factors(name: str, train: bool, image_size: int = 0, channels: int = 0) -> "np.ndarray | None":
+    """The known factors of variation of one split, int64 (N, K) in load_split's order, or None (MNIST has none)."""
+    if not sources.is_user_spec(name):
+        return None
+    d = user_data(name, image_size, channels)
+    if d.factors is None:
+        return None
+    return d.factors[sources.split(len(d.images))[0 if train else 1]]
 
 
 def load_split(name: str, root: str | os.PathLike, train: bool, image_size: int = 0,

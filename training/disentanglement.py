@@ -16,10 +16,16 @@ Protocols follow disentanglement_lib's defaults (Locatello et al. 2019), each wr
   the factor (test accuracy). FactorVAE: codes divided by their std over 10,000 points (dimensions with variance
   < 0.05 dropped); for 64 points sharing one factor, the dimension of least variance votes for it; the accuracy of
   the majority vote per dimension on held-out votes.
+Run on a checkpoint of a dataset with factors: `python -m training.disentanglement CHECKPOINT_DIR [...]` encodes every
+image of the dataset once (the posterior mean, as disentanglement_lib's representation), draws each metric's points
+from the full factor grid with seed 0, and writes a "disentanglement" block (figures, protocol, the mutual-information
+matrix, seconds per metric) into each checkpoint's metrics.json.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -158,3 +164,130 @@ def factor_vae(truth: GroundTruth, represent, rng: np.random.Generator, train: i
     best = tr.argmax(1)  # each dimension's majority factor
     accuracy = te[np.arange(len(best)), best].sum() / max(te.sum(), 1)
     return {"factor_vae": float(accuracy), "active_dims": int(active.sum())}
+
+
+# ---- scoring a representation of a whole factor grid -----------------------------------------------------------
+def grid_truth(counts: tuple[int, ...]) -> GroundTruth:
+    """Every combination of the factors once, in flat (C) order: an observation is the combination's index."""
+    counts = tuple(int(c) for c in counts)
+    return GroundTruth(counts, observe=lambda f: np.ravel_multi_index(tuple(np.asarray(f).T), counts))
+
+
+def score(codes: np.ndarray, counts: tuple[int, ...], seed: int = 0, protocol: dict = PROTOCOL,
+          dci_estimators: int = 50) -> dict:
+    """The five metrics of a representation given as the codes of every grid image, (prod(counts), D), in flat
+    order (dsprites.index_to_factors's). Each metric draws its own points from `seed`; returns figures, the
+    mutual-information matrix (D, K, nats), the protocol and the seconds each metric took."""
+    truth = grid_truth(counts)
+    rng = np.random.default_rng(seed)
+
+    def represent(index: np.ndarray) -> np.ndarray:
+        return codes[index]
+
+    def points(n: int) -> tuple[np.ndarray, np.ndarray]:
+        f = truth.sample(n, rng)
+        return represent(truth.observe(f)), f
+
+    seconds, out = {}, {}
+    t = time.perf_counter()
+    z, f = points(protocol["mig"]["points"])
+    m = mig(z, f, protocol["mig"]["bins"])
+    out["mig"], out["mutual_info"], seconds["mig"] = m["mig"], m["mutual_info"], time.perf_counter() - t
+    out["mig_per_factor"] = m["per_factor"]
+    t = time.perf_counter()
+    (z, f), (zt, ft) = points(protocol["sap"]["train"]), points(protocol["sap"]["test"])
+    out["sap"], seconds["sap"] = sap(z, f, zt, ft)["sap"], time.perf_counter() - t
+    t = time.perf_counter()
+    (z, f), (zt, ft) = points(protocol["dci"]["train"]), points(protocol["dci"]["test"])
+    d = dci(z, f, zt, ft, n_estimators=dci_estimators)
+    out.update({f"dci_{k}": d[k] for k in ("disentanglement", "completeness", "informativeness")})
+    seconds["dci"] = time.perf_counter() - t
+    t = time.perf_counter()
+    p = protocol["beta_vae"]
+    out["beta_vae"] = beta_vae(truth, represent, rng, p["train"], p["test"], p["batch"])["beta_vae"]
+    seconds["beta_vae"] = time.perf_counter() - t
+    t = time.perf_counter()
+    p = protocol["factor_vae"]
+    fv = factor_vae(truth, represent, rng, p["train"], p["test"], p["batch"], p["variance_points"], p["prune_below"])
+    out["factor_vae"], out["factor_vae_active_dims"] = fv["factor_vae"], fv.get("active_dims", 0)
+    seconds["factor_vae"] = time.perf_counter() - t
+    protocol = {**protocol, "dci": {**protocol["dci"], "n_estimators": dci_estimators}, "seed": seed,
+                "representation": "posterior mean"}
+    return {**out, "protocol": protocol, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+METRIC_NAMES = {"mig": "MIG", "sap": "SAP", "dci_disentanglement": "DCI disentanglement",
+                "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness",
+                "beta_vae": "β-VAE metric", "factor_vae": "FactorVAE metric"}
+
+
+def grid_codes(model, images: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Posterior means of every grid image (uint8 (N, S, S)), (N, D) float64."""
+    import torch
+
+    from training.data import to_float
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = to_float(torch.from_numpy(images[i:i + batch]))
+            out.append(model.encode(x).mean.double().numpy())
+    return np.concatenate(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from training.cli import OneLineParser, fail
+
+    prog = "python -m training.disentanglement"
+    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="checkpoint folders of a dataset with known factors (dSprites)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every metric's draws (default 0)")
+    p.add_argument("--dci-estimators", type=int, default=50, help="boosting rounds of DCI's trees (default 50)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = p.parse_args(argv)
+    if args.dci_estimators < 1:
+        p.error("--dci-estimators must be >= 1")
+    import torch
+
+    from models import Autoencoder
+    from models.checkpoint import CheckpointError, read_metrics, write_metrics
+    from training.data import DataError, sources
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    grids: dict[str, tuple[np.ndarray, tuple[int, ...], list[str]]] = {}
+    for folder in map(Path, args.checkpoints):
+        t0 = time.perf_counter()
+        try:
+            model = Autoencoder.from_pretrained(folder).eval()
+            metrics = read_metrics(folder)
+            spec = metrics.get("dataset_info", {}).get("spec") or metrics.get("dataset", "")
+            if spec not in grids:
+                data = sources.read(spec) if sources.is_user_spec(spec) else None
+                if data is None or data.factors is None:
+                    raise DataError(f"{folder}: its dataset {spec or '(unknown)'} has no known factors of variation "
+                                    "(dSprites has: train on --dataset dsprites)")
+                counts = tuple(int(c) for c in data.factors.max(0) + 1)
+                if len(data.images) != int(np.prod(counts)) or not (
+                        np.ravel_multi_index(tuple(data.factors.T), counts) == np.arange(len(data.images))).all():
+                    raise DataError(f"{spec}: the metrics need every combination of the factors once, in order")
+                grids[spec] = (data.images, counts, data.factor_names)
+        except (CheckpointError, DataError, sources.SourceError, ValueError) as e:
+            fail(prog, str(e))
+        images, counts, names = grids[spec]
+        t1 = time.perf_counter()
+        codes = grid_codes(model, images)
+        encode_seconds = time.perf_counter() - t1
+        result = score(codes, counts, args.seed, dci_estimators=args.dci_estimators)
+        result["seconds"]["encode"] = round(encode_seconds, 1)
+        result.update({"factor_names": names, "factor_counts": list(counts), "points_encoded": len(images),
+                       "total_seconds": round(time.perf_counter() - t0, 1)})
+        metrics["disentanglement"] = result
+        write_metrics(folder, metrics)
+        print(f"{folder}: " + ", ".join(f"{METRIC_NAMES[k]} {result[k]:.3f}" for k in METRIC_NAMES)
+              + f" ({result['total_seconds']:.0f}s: " + ", ".join(f"{k} {v:.0f}s" for k, v in result["seconds"].items())
+              + ")")
+
+
+if __name__ == "__main__":
+    main()

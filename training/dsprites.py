@@ -12,6 +12,11 @@ A shape of scale 1 spans about 20 pixels; its centre is at pixel 16 + index (16 
 position moves the sprite by exactly one pixel and changes nothing else. Orientation rotates the shape about its
 centre (the y axis points down the image). A square rotated by 2π/4 is the same square: its image at orientation
 index i equals the one at i + 10. Generation is a pure function of the factor indices, so it is deterministic.
+
+The 32x32 variant (what the shipped models train on: a 64x64 model does not fit this project's CPU recipe) keeps the
+shape, scale and orientation factors and 16 positions per axis (3 x 6 x 40 x 16 x 16 = 184,320 images): each image
+is the 64x64 one at position index 2p, averaged over 2x2 pixel blocks, so its pixels take five grey levels at the
+edges and a position step moves the sprite by exactly one pixel.
 """
 from __future__ import annotations
 
@@ -27,17 +32,27 @@ HALF = 10.0  # half the side of a scale-1 square, in pixels
 FIRST_CENTRE = 16.0  # pixel coordinate of the centre at position index 0
 
 
-def n_images() -> int:
-    return int(np.prod(COUNTS))
+RESOLUTIONS = (64, 32)
 
 
-def index_to_factors(index: np.ndarray) -> np.ndarray:
+def counts(size: int = SIZE) -> tuple[int, ...]:
+    """Values per factor at a resolution: the published counts at 64x64; 16 positions per axis at 32x32."""
+    if size not in RESOLUTIONS:
+        raise ValueError(f"dSprites comes at 64x64 or 32x32 pixels, not {size}")
+    return COUNTS if size == SIZE else COUNTS[:3] + (16, 16)
+
+
+def n_images(size: int = SIZE) -> int:
+    return int(np.prod(counts(size)))
+
+
+def index_to_factors(index: np.ndarray, size: int = SIZE) -> np.ndarray:
     """Flat image indices (N,) -> factor indices (N, 5), in the published order (position y varies fastest)."""
-    return np.stack(np.unravel_index(np.asarray(index, np.int64), COUNTS), axis=1)
+    return np.stack(np.unravel_index(np.asarray(index, np.int64), counts(size)), axis=1)
 
 
-def factors_to_index(factors: np.ndarray) -> np.ndarray:
-    return np.ravel_multi_index(tuple(np.asarray(factors, np.int64).T), COUNTS)
+def factors_to_index(factors: np.ndarray, size: int = SIZE) -> np.ndarray:
+    return np.ravel_multi_index(tuple(np.asarray(factors, np.int64).T), counts(size))
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -70,13 +85,41 @@ def render(factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def images(index: np.ndarray) -> np.ndarray:
-    """Flat indices -> uint8 images (N, 64, 64)."""
-    return render(index_to_factors(index))
+def render_at(factors: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Factor indices (N, 5) at a resolution -> uint8 images (N, size, size)."""
+    if counts(size) == COUNTS:
+        return render(factors)
+    f = np.atleast_2d(np.asarray(factors, np.int64)).copy()
+    if len(f) and (f[:, 3:].min() < 0 or f[:, 3:].max() >= 16):
+        raise ValueError("position index must be 0..15 at 32x32")
+    f[:, 3:] *= 2
+    big = render(f).reshape(len(f), size, 2, size, 2).astype(np.uint16)
+    return ((big.sum((2, 4)) + 2) // 4).astype(np.uint8)  # 2x2 means, rounded: 0, 64, 128, 191, 255
 
 
-def sample(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n images drawn uniformly (with replacement) from every combination: (images (n, 64, 64), factors (n, 5))."""
+def images(index: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Flat indices -> uint8 images (N, size, size)."""
+    return render_at(index_to_factors(index, size), size)
+
+
+def render_all(size: int = SIZE) -> np.ndarray:
+    """Every image in flat-index order, (n_images(size), size, size) uint8: each (shape, scale, orientation) drawn once
+    at position (0, 0) and shifted, which is exact because a position step is a whole pixel (tested against render)."""
+    c = counts(size)
+    out = np.zeros((n_images(size), size, size), np.uint8)
+    block = c[3] * c[4]
+    for i, (shape, scale, orient) in enumerate(np.ndindex(*c[:3])):
+        base = render_at([[shape, scale, orient, 0, 0]], size)[0]
+        tile = out[i * block:(i + 1) * block].reshape(c[3], c[4], size, size)
+        for x in range(c[3]):
+            row = np.roll(base, x, axis=1)  # a position step is one pixel at either resolution
+            for y in range(c[4]):
+                tile[x, y] = np.roll(row, y, axis=0)
+    return out
+
+
+def sample(n: int, seed: int = 0, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """n images drawn uniformly (with replacement) from every combination: (images (n, size, size), factors (n, 5))."""
     rng = np.random.default_rng(seed)
-    factors = np.stack([rng.integers(0, c, n) for c in COUNTS], axis=1)
-    return render(factors), factors
+    factors = np.stack([rng.integers(0, c, n) for c in counts(size)], axis=1)
+    return render_at(factors, size), factors

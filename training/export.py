@@ -22,7 +22,7 @@ from explorer.catalog import APP_MODELS, SHIPPED, find_models
 from models import Autoencoder
 from models.checkpoint import CheckpointError, atomic_write
 from training.cli import OneLineParser, fail
-from training.data import DATASETS, DataError, check_spec, dataset_info, load_split, sources, to_float
+from training.data import DATASETS, DataError, check_spec, dataset_info, load_factors, load_split, sources, to_float
 
 ATLAS_NAME = "atlas.npz"
 INFO_NAME = "dataset.json"  # the dataset's title, classes, image format and upload preprocessing (data.dataset_info)
@@ -114,6 +114,10 @@ def build_atlas(
         "indices": idx,
         "class_names": np.array(dataset_info(dataset, size, channels)["class_names"], dtype=np.str_),
     }
+    factors = load_factors(dataset, False, size, channels)
+    if factors is not None:  # known factors of variation (dSprites): the Disentanglement tab reads them
+        atlas["factors"] = factors[idx]
+        atlas["factor_names"] = np.array(dataset_info(dataset, size, channels)["factors"]["names"], dtype=np.str_)
     train_images = None
     for name, model in models.items():
         t0 = time.perf_counter()

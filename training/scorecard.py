@@ -30,6 +30,11 @@ Tasks (TASKS below), on the full 10,000-image test set:
                   and mean-image fills, every model's iterative fill, and a VAE's pseudo-Gibbs and
                   Metropolis-within-Gibbs samplers (Mattei & Frellsen 2018; 4 chains, 20 steps: one imputation
                   and the mean of the chains)
+  disentanglement (datasets with known factors of variation: dSprites) the five metrics of
+                  training/disentanglement.py (MIG, SAP, DCI, the β-VAE and FactorVAE metrics) at
+                  disentanglement_lib's protocol, on the posterior means of every image of the factor grid; also
+                  written into each model's metrics.json. A dataset with factors has no classifier: its card
+                  holds reconstruction and disentanglement only
   interpolation   linear paths between the latent means of 1,000 random test pairs (9 interior points):
                   normalized distance to the nearest atlas code (mean, and the mean of each path's maximum)
                   and the share of points the classifier assigns, p > 0.9, to neither endpoint's class (and the
@@ -56,6 +61,7 @@ from explorer.catalog import find_models
 from explorer.scorecard import TIE, markdown, readme_block
 from models.classifier import Classifier
 
+from . import disentanglement as dm
 from .cli import OneLineParser, fail
 from .data import DATASETS, DataError, load_split, prepare_batch, to_float
 from .evaluate import checkpoint_dataset, evaluate_images, pca_fit
@@ -94,6 +100,7 @@ class Context:
     pairs: int = 1000  # interpolation pairs
     generation_draws: int = GENERATION_DRAWS
     other_test_x: torch.Tensor | None = None  # the other dataset's test images (cross-dataset OOD)
+    grid: tuple | None = None  # a dataset with factors: (every image uint8, factor counts, factor names)
     cache: dict = field(default_factory=dict)
 
     def features(self, images: torch.Tensor) -> np.ndarray:
@@ -307,6 +314,30 @@ def interpolation(ctx: Context, name: str, model: Autoencoder) -> dict:
     return out
 
 
+def disentanglement(ctx: Context, name: str, model: Autoencoder) -> dict:
+    """The five metrics on every grid image's posterior mean (training.disentanglement.score), written into the
+    model's metrics.json too, with the model's KL and training time from that file."""
+    from models.checkpoint import write_metrics
+
+    if ctx.grid is None:
+        raise ValueError(f"{ctx.dataset} has no known factors of variation")
+    images, counts, names = ctx.grid
+    t = time.perf_counter()
+    with torch.inference_mode():
+        codes = dm.grid_codes(model, images)
+    encode_seconds = time.perf_counter() - t
+    result = dm.score(codes, counts, SEED)
+    result["seconds"]["encode"] = round(encode_seconds, 1)
+    result.update(factor_names=names, factor_counts=list(counts), points_encoded=len(images),
+                  total_seconds=round(time.perf_counter() - t, 1))
+    metrics = read_metrics(ctx.folders[name])
+    metrics["disentanglement"] = result
+    write_metrics(ctx.folders[name], metrics)
+    out = {k: result[k] for k in (*dm.METRIC_NAMES, "mig_per_factor", "mutual_info", "factor_vae_active_dims")}
+    return {**out, "kl": metrics.get("eval", {}).get("kl"), "train_seconds": metrics.get("train_seconds"),
+            "eval_seconds": metrics.get("eval", {}).get("eval_seconds"), "metric_seconds": result["seconds"]}
+
+
 def probe(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, per_class: int) -> dict:
     """Test accuracy of kNN (k = 5) and logistic regression on standardized features; few labels and all."""
     from sklearn.linear_model import LogisticRegression
@@ -356,7 +387,10 @@ def representation_baselines(ctx: Context, dims: list[int]) -> dict:
 TASKS: dict[str, Callable[[Context, str, Autoencoder], dict]] = {
     "reconstruction": reconstruction, "generation": generation, "denoising": denoising,
     "representation": representation, "ood": ood, "imputation": imputation, "interpolation": interpolation,
+    "disentanglement": disentanglement,
 }
+FACTOR_DATASETS = {"dsprites": "dsprites"}  # --dataset name -> its source spec (training/sources.py)
+FACTOR_TASKS = ("reconstruction", "disentanglement")  # the tasks that need no classifier and no OOD pair
 # verdict -> (task, figure path in the task's output, "lower"/"higher" is better): the figure it compares
 PRIMARY = {
     "reconstruction": ("reconstruction", ("mse_per_pixel",), "lower"),
@@ -368,6 +402,7 @@ PRIMARY = {
     "imputation (best method)": ("imputation", ("best", "mse_missing"), "lower"),
     "interpolation (holes)": ("interpolation", ("off_class_fraction",), "lower"),
     "interpolation (distance)": ("interpolation", ("mean_max_distance",), "lower"),
+    **{f"disentanglement ({label})": ("disentanglement", (key,), "higher") for key, label in dm.METRIC_NAMES.items()},
 }
 
 
@@ -443,7 +478,7 @@ def parse_list(text: str | None, allowed, what: str, p: argparse.ArgumentParser)
 def main(argv: list[str] | None = None) -> None:
     prog = "python -m training.scorecard"
     p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+    p.add_argument("--dataset", choices=sorted(DATASETS) + sorted(FACTOR_DATASETS), required=True)
     p.add_argument("--data-root", default="./data", help="folder holding MNIST/raw or FashionMNIST/raw")
     p.add_argument("--checkpoints", default=str(Path(__file__).resolve().parent.parent / "checkpoints"))
     p.add_argument("--models", help="comma-separated model folder names (default: every model)")
@@ -485,13 +520,18 @@ def main(argv: list[str] | None = None) -> None:
         fail(prog, f"{folder} does not exist: train the models first (`make checkpoints`).")
     found = {name: folder / name for name in find_models(folder)}
     names = parse_list(args.models, found, "models", p) or list(found)
-    tasks = parse_list(args.tasks, TASKS, "tasks", p) or list(TASKS)
+    factor_spec = FACTOR_DATASETS.get(args.dataset)
+    if factor_spec:  # no classifier, no OOD pair: the tasks that need neither
+        tasks = parse_list(args.tasks, FACTOR_TASKS, "tasks", p) or list(FACTOR_TASKS)
+    else:
+        tasks = parse_list(args.tasks, [t for t in TASKS if t != "disentanglement"], "tasks", p) or [
+            t for t in TASKS if t != "disentanglement"]
     if args.threads:
         torch.set_num_threads(args.threads)
     if not names:
         fail(prog, f"no model folders (config.json + model.safetensors) in {folder}.")
     try:
-        classifier = Classifier.from_pretrained(folder / "classifier")
+        classifier = None if factor_spec else Classifier.from_pretrained(folder / "classifier")
         models = {n: Autoencoder.from_pretrained(found[n]) for n in names}
     except CheckpointError as e:
         fail(prog, str(e))
@@ -503,9 +543,16 @@ def main(argv: list[str] | None = None) -> None:
     if conditional:
         print(f"not scored (class-conditional, the tasks give no labels): {', '.join(conditional)}", flush=True)
         models = {n: m for n, m in models.items() if n not in conditional}
+    spec = factor_spec or args.dataset
+    grid = None
     try:
-        train_x, train_y = load_split(args.dataset, args.data_root, train=True)
-        test_x, test_y = load_split(args.dataset, args.data_root, train=False)
+        train_x, train_y = load_split(spec, args.data_root, train=True)
+        test_x, test_y = load_split(spec, args.data_root, train=False)
+        if factor_spec:
+            from .data import user_data
+
+            d = user_data(spec)
+            grid = (d.images, tuple(int(c) for c in d.factors.max(0) + 1), d.factor_names)
     except DataError as e:
         fail(prog, str(e))
     atlas_path = folder / "atlas.npz"
@@ -523,7 +570,7 @@ def main(argv: list[str] | None = None) -> None:
                   samples=args.samples, labels_per_class=args.labels_per_class, ood_images=args.ood_images,
                   ood_k=args.ood_k, impute_images=args.impute_images, impute_steps=args.impute_steps,
                   impute_chains=args.impute_chains, pairs=args.pairs, other_test_x=other_x,
-                  generation_draws=args.generation_draws)
+                  generation_draws=args.generation_draws, grid=grid)
 
     out_path = folder / "scorecard.json"
     card = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -566,15 +613,17 @@ def main(argv: list[str] | None = None) -> None:
         dataset=args.dataset,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         versions=versions(),
-        classifier={"folder": "classifier",
-                    "test_accuracy": read_metrics(folder / "classifier").get("test_accuracy")},
+        classifier=None if factor_spec else {"folder": "classifier",
+                                              "test_accuracy": read_metrics(folder / "classifier").get("test_accuracy")},
         protocol={"seed": SEED, "test_images": len(test_x), "train_images": len(train_x), "samples": args.samples,
                   "precision_recall_k": 3, "labels_per_class": args.labels_per_class, "label_draws": LABEL_DRAWS,
                   "noises": {k: list(v) for k, v in NOISES.items()}, "ood_images": args.ood_images,
                   "ood_k": args.ood_k, "impute_images": args.impute_images, "impute_steps": args.impute_steps,
                   "impute_chains": args.impute_chains, "interpolation_pairs": args.pairs,
                   "interpolation_points": INTERPOLATION_POINTS, "generation_draws": args.generation_draws,
-                  "tie_rule": TIE_RULE, "tasks": __doc__.split("Tasks (TASKS below)")[1]},
+                  "tie_rule": TIE_RULE, "tasks": __doc__.split("Tasks (TASKS below)")[1],
+                  **({"disentanglement": {**dm.PROTOCOL, "seed": SEED, "representation": "posterior mean",
+                                          "dci_n_estimators": 50}} if factor_spec else {})},
         verdicts=verdicts(card["models"]),
     )
     card.setdefault("seconds", {})["last_run"] = round(time.perf_counter() - t_all, 1)

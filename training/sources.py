@@ -5,6 +5,11 @@ the torchvision names).
                   PNG, JPEG, BMP, WebP, read with PIL
     npz:FILE      arrays `images` (N, H, W) or (N, H, W, C) uint8, and optional integer `labels` (N,)
     idx:PREFIX    MNIST-format IDX files: PREFIX-images-idx3-ubyte and optional PREFIX-labels-idx1-ubyte
+    dsprites:SIZE dSprites made in code (training/dsprites.py), SIZE 32 (the default, `dsprites` alone) or 64; its
+                  labels are the shape, and its `factors` are the five known factors of variation
+
+A source may carry known factors of variation: an integer matrix `factors` (N, K) with their names, which the
+disentanglement metrics read (an npz file gives them as arrays `factors` and optional `factor_names`).
 
 Every source becomes uint8 images of one size, (N, S, S) grayscale or (N, S, S, 3) RGB (channel-last, as PIL and
 the app hold them), plus int64 labels (all 0 when there are none). What was fixed on the way (unreadable files
@@ -28,7 +33,7 @@ MIN_IMAGES = 100  # fewer cannot train a model and hold out a validation and a t
 MAX_DEFAULT_SIZE = 64  # the default keeps the images' size up to this and resizes larger ones to it
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 TEST_FRACTION, SPLIT_SEED = 0.1, 0
-KINDS = ("folder", "npz", "idx")
+KINDS = ("folder", "npz", "idx", "dsprites")
 
 
 class SourceError(ValueError):
@@ -46,6 +51,8 @@ class Images:
     labelled: bool
     spec: str
     notes: list[str] = field(default_factory=list)
+    factors: np.ndarray | None = None  # int64 (N, K): known factors of variation, when the data has them
+    factor_names: list[str] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -57,19 +64,29 @@ class Images:
 
 
 def is_user_spec(spec: str) -> bool:
-    return isinstance(spec, str) and spec.split(":", 1)[0] in KINDS and ":" in spec
+    return isinstance(spec, str) and (spec == "dsprites" or (spec.split(":", 1)[0] in KINDS and ":" in spec))
 
 
 def parse(spec: str) -> tuple[str, Path]:
     kind, _, path = spec.partition(":")
+    if kind == "dsprites":
+        from . import dsprites
+
+        if (path or "32") not in [str(r) for r in dsprites.RESOLUTIONS]:
+            raise SourceError(f"--dataset {spec!r}: dSprites comes at 32 or 64 pixels (dsprites:32, dsprites:64)")
+        return kind, Path(path or "32")
     if kind not in KINDS or not path:
-        raise SourceError(f"--dataset {spec!r}: expected a torchvision name, folder:PATH, npz:FILE or idx:PREFIX")
+        raise SourceError(f"--dataset {spec!r}: expected a torchvision name, folder:PATH, npz:FILE, idx:PREFIX or "
+                          "dsprites:SIZE")
     return kind, Path(path).expanduser()
 
 
 def default_name(spec: str) -> str:
-    """The checkpoint folder name of a source: its file or folder name, lower case, [a-z0-9-] only."""
-    _, path = parse(spec)
+    """The checkpoint folder name of a source: its file or folder name, lower case, [a-z0-9-] only (dSprites:
+    `dsprites`, or `dsprites-64` at 64x64)."""
+    kind, path = parse(spec)
+    if kind == "dsprites":
+        return "dsprites" if str(path) == "32" else f"dsprites-{path}"
     stem = path.resolve().name
     for suffix in (".npz", "-images-idx3-ubyte"):
         stem = stem.removesuffix(suffix)
@@ -90,14 +107,18 @@ def read(spec: str, image_size: int = 0, channels: int = 0) -> Images:
     """Read a folder:/npz:/idx: source. image_size 0: keep the size (most common side, at most 64, rounded up to
     what the conv family takes); channels 0: RGB if any image has colour, else grayscale. SourceError if unusable."""
     kind, path = parse(spec)
+    if kind == "dsprites":
+        return _dsprites(spec, int(str(path)), image_size, channels)
     if channels not in (0, 1, 3):
         raise SourceError(f"--image-channels must be 1 (grayscale) or 3 (RGB), got {channels}")
     if image_size < 0 or image_size > 512:
         raise SourceError(f"--image-size must be between 4 and 512 pixels (0 = automatic), got {image_size}")
+    factors, factor_names = None, []
     if kind == "folder":
         arrays, labels, class_names, notes = _read_folder(path)
     elif kind == "npz":
         arrays, labels, class_names, notes = _read_npz(path)
+        factors, factor_names = _read_npz_factors(path, len(arrays))
     else:
         arrays, labels, class_names, notes = _read_idx(path)
     if len(arrays) < MIN_IMAGES:
@@ -107,7 +128,21 @@ def read(spec: str, image_size: int = 0, channels: int = 0) -> Images:
     labelled = labels is not None
     if labels is None:
         labels, class_names = np.zeros(len(images), np.int64), ["all images"]
-    return Images(default_name(spec), images, labels, class_names, labelled, spec, notes + more)
+    return Images(default_name(spec), images, labels, class_names, labelled, spec, notes + more, factors, factor_names)
+
+
+def _dsprites(spec: str, size: int, image_size: int, channels: int) -> Images:
+    from . import dsprites
+
+    if image_size not in (0, size) or channels not in (0, 1):
+        raise SourceError(f"{spec}: dSprites is {size}x{size} grayscale (for 64x64 pass --dataset dsprites:64)")
+    images = dsprites.render_all(size)
+    factors = dsprites.index_to_factors(np.arange(len(images)), size)
+    notes = [] if size == dsprites.SIZE else [
+        "dSprites at 32x32 with 16 positions per axis (3 x 6 x 40 x 16 x 16 = 184,320 images), each the 64x64 image "
+        "averaged over 2x2 blocks: a 64x64 model does not fit the CPU recipe"]
+    return Images(default_name(spec), images, factors[:, 0].copy(), list(dsprites.SHAPES), True, spec, notes,
+                  factors, list(dsprites.FACTORS))
 
 
 def split(n: int, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +158,8 @@ def split(n: int, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION) 
 def files_sha256(spec: str) -> dict[str, str]:
     """Provenance for metrics.json: the sha256 of an npz/idx file; of a folder, one hash over its names and sizes."""
     kind, path = parse(spec)
+    if kind == "dsprites":
+        return {}  # made in code: training/dsprites.py is its provenance
     if kind == "folder":
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
@@ -207,6 +244,22 @@ def _read_npz(path: Path):
     if images.ndim == 4:
         images = images[..., 0] if images.shape[3] == 1 else images[..., :3]
     return list(images), *_check_labels(labels, len(images), f"npz:{path}"), []
+
+
+def _read_npz_factors(path: Path, n: int) -> tuple[np.ndarray | None, list[str]]:
+    """An npz's optional `factors` (N, K) integer matrix and `factor_names` (K,) strings."""
+    with np.load(path, allow_pickle=False) as f:
+        if "factors" not in f.files:
+            return None, []
+        factors = f["factors"]
+        names = [str(x) for x in f["factor_names"]] if "factor_names" in f.files else []
+    if factors.ndim != 2 or len(factors) != n or factors.dtype.kind not in "iu" or (factors.size and factors.min() < 0):
+        raise SourceError(f"npz:{path}: 'factors' must be non-negative integers of shape (N, K) with N = {n} images; "
+                          f"got {factors.dtype} {factors.shape}")
+    k = factors.shape[1]
+    if names and len(names) != k:
+        raise SourceError(f"npz:{path}: {len(names)} factor_names for {k} factors")
+    return factors.astype(np.int64), names or [f"factor {j}" for j in range(k)]
 
 
 def _check_labels(labels, n: int, where: str) -> tuple[np.ndarray | None, list[str]]:

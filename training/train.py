@@ -58,6 +58,8 @@ class TrainConfig:
     beta: float = field(default=1.0, metadata={"help": "weight of the KL term (beta-VAE); 1 gives the ELBO"})
     kl_warmup_steps: int = field(default=0, metadata={"help": "linear KL annealing from 0 to beta over N steps"})
     free_bits: float = field(default=0.0, metadata={"help": "minimum KL per latent dim in nats (0 = off)"})
+    tc_beta: float = field(default=0.0, metadata={"help": "beta-TCVAE: weight of the total correlation of q(z), "
+                                                         "estimated on each batch (0 = off; e.g. 6)"})
     binarize: Literal["auto", "dynamic", "none"] = field(
         default="auto", metadata={"help": "dynamic: resample binary pixels each time; auto: dynamic for mnist "
                                           "(and for near-binary data of your own with a bernoulli likelihood)"}
@@ -81,7 +83,7 @@ class TrainConfig:
         checks = {
             "epochs": self.epochs >= 1, "max_steps": self.max_steps >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
             "lr_final_ratio": 0 < self.lr_final_ratio <= 1, "beta": self.beta >= 0,
-            "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0,
+            "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0, "tc_beta": self.tc_beta >= 0,
             "val_size": self.val_size >= -1, "train_size": self.train_size >= 0,
             "save_every": self.save_every >= 0, "threads": self.threads >= 0,
         }
@@ -157,13 +159,14 @@ class EpochLosses:
 class _LossModule(nn.Module):
     """Routes Autoencoder.loss through forward() so a DDP wrapper syncs its gradients."""
 
-    def __init__(self, model: Autoencoder):
+    def __init__(self, model: Autoencoder, tc_beta: float = 0.0, dataset_size: int = 0):
         super().__init__()
-        self.model = model
+        self.model, self.tc_beta, self.dataset_size = model, tc_beta, dataset_size
 
     def forward(self, x: Tensor, beta: float, free_bits: float, generator: torch.Generator,
                 labels: Tensor | None = None) -> dict[str, Tensor]:
-        return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator, labels=labels)
+        return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator, labels=labels,
+                               tc_beta=self.tc_beta, dataset_size=self.dataset_size)
 
 
 @dataclass
@@ -315,6 +318,8 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     """Train (or resume) and write the checkpoint folder cfg.out; returns (model, history). `on_step(StepInfo)` is
     called after every optimizer step (training.explore's progress bar over a whole job, the app's Playground view);
     an exception it raises ends the run there, with no save."""
+    if cfg.tc_beta and (not model_cfg.is_variational or model_cfg.flow != "none" or cfg.free_bits):
+        raise ValueError("--tc-beta (beta-TCVAE) needs --bottleneck vae with no flow and --free-bits 0")
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = pick_device(cfg.device)
     if world > 1:  # launched by torchrun: one process per GPU (or per CPU slot with gloo)
@@ -344,7 +349,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         meta = load_state(path, model, opt, gen, cfg, model_cfg, rank)
         step, start_epoch, start_batch = meta["step"], meta["epoch"], meta["batch"]
         history, elapsed = meta["history"], meta["elapsed"]
-    loss_module: nn.Module = _LossModule(model)
+    loss_module: nn.Module = _LossModule(model, cfg.tc_beta, len(data.train))
     if world > 1:
         loss_module = nn.parallel.DistributedDataParallel(loss_module)
 

@@ -103,7 +103,7 @@ class ModelStore:
             # when a request first names it (need()), so a variant costs nothing until someone picks it.
             self.bundles = load_all(self.root, self.device, names=APP_MODELS)
             for key in self.bundles:  # the default pair's decoders are written now, the others when first picked
-                self.live_spec(key, service.PAIR)
+                self.live_spec(key, self.bundles[key].pair)
         except Exception as e:  # the app keeps serving and says what failed
             log.exception("loading the models failed")
             self.error = f"{type(e).__name__}: {e}"

@@ -127,7 +127,7 @@ def set_dataset(dataset: str):
     choices = pair_choices(dataset)
     available = sorted(b.models)  # the default pair, or (models missing) whichever models did load
     names = [n if n in b.models else (available[min(i, len(available) - 1)] if available else None)
-             for i, n in enumerate(service.PAIR)]
+             for i, n in enumerate(b.pair)]
     classes = [(f"{i}: {c}", i) for i, c in enumerate(b.class_names)]
     label = int(b.labels[shown[0]]) if shown else 0
     return (gr.Gallery(value=gallery_items(dataset) if b.images is not None else []), first, first, second,
