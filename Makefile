@@ -28,7 +28,7 @@ test: setup chromium
 
 # The README's pictures (docs/images/): the browser tests' screenshots of every tab and of the Playground training.
 screenshots: setup chromium
-	LATENT_EXPLORER_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_browser.py -k "above_the_fold or playground" -q
+	LATENT_EXPLORER_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_browser.py -k "above_the_fold or playground or dsprites" -q
 
 # Regenerates every shipped checkpoint, metrics.json and atlas from scratch (see README for time).
 checkpoints: setup
