@@ -107,7 +107,7 @@ def dataset_info(name: str, image_size: int = 0, channels: int = 0) -> dict:
             "notes": d.notes, "test_split": {"fraction": sources.TEST_FRACTION, "seed": sources.SPLIT_SEED}, **factors}
 
 
-def load_factors(name: str, train: bool, image_size: int = 0, channels: int = 0) -> "np.ndarray | None":
+def load_factors(name: str, train: bool, image_size: int = 0, channels: int = 0):
     """The known factors of variation of one split, int64 (N, K) in load_split's order, or None (MNIST has none)."""
     if not sources.is_user_spec(name):
         return None

@@ -33,7 +33,7 @@ from training.data import DataError, dataset_info, load_split, sources
 EPOCHS_16, EPOCHS_2 = 40, 16
 STEPS_16, STEPS_2 = 1500, 600
 MODELS = (("ae-16", "ae", 16), ("vae-16", "vae", 16), ("ae-2", "ae", 2), ("vae-2", "vae", 2))
-SHIPPED_NAMES = ("mnist", "fashion-mnist")
+SHIPPED_NAMES = ("mnist", "fashion-mnist", "dsprites")
 
 
 def budget_epochs(per_epoch: int, latent_dim: int, image_size: int) -> int:
