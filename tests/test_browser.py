@@ -429,13 +429,18 @@ def test_anomaly_tab_follows_the_input(page):
     text = page.locator("#an-text").inner_text()
     time.sleep(1.0)
     before = element_pixels(page, "#an-vae-plot")
-    old = src(page, "#current")
-    page.locator("#an-other").click()  # a Fashion-MNIST item as the input of the MNIST models
-    wait_src(page, "#current", old)
     table = "(t) => t.slice(t.indexOf('model'))"  # the answer, without the progress text shown while it runs
-    page.wait_for_function(f"(old) => {{ const t = document.querySelector('#an-text')?.innerText || '';"
-                           f" return t.includes('percentile') && ({table})(t) !== ({table})(old); }}", arg=text)
-    after = page.locator("#an-text").inner_text()
+    # A random Fashion-MNIST item as the input of the MNIST models. The thresholds flag 95 % of that dataset, so a
+    # few items in a hundred pass as in-distribution: up to three draws, each one a changed table.
+    for _ in range(3):
+        old = src(page, "#current")
+        page.locator("#an-other").click()
+        wait_src(page, "#current", old)
+        page.wait_for_function(f"(old) => {{ const t = document.querySelector('#an-text')?.innerText || '';"
+                               f" return t.includes('percentile') && ({table})(t) !== ({table})(old); }}", arg=text)
+        text = after = page.locator("#an-text").inner_text()
+        if after.count("outlier") >= 3:
+            break
     assert after.count("outlier") >= 3, after  # every reconstruction error and the VAE's scores flag it
     assert wait_changed(page, "#an-vae-plot", before)  # the plot redraws: the input's line moves
     shot(page, "tab-anomaly")
@@ -548,6 +553,8 @@ def test_playground_trains_live_and_stops(page):
         };
         tick(); })""")
     assert changes >= 4, changes  # distinct planes drawn within 2 s
+    # Nothing piles up in the browser: no run history of every frame (it fills localStorage, then freezes the page).
+    assert page.evaluate("() => JSON.stringify(localStorage).length") < 20_000
     page.locator("#pg-stop").click()
     page.wait_for_function("""() => ['a', 'b'].every(s => {
         const r = document.querySelector('#pg-view-' + s + ' .pg-run');

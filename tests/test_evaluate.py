@@ -213,3 +213,13 @@ def test_cli_end_to_end_merges_metrics(tmp_path):
     assert ev["is_nll"] < ev["neg_elbo"] + 1.0  # k=20 bound vs one-sample ELBO estimate
     assert 0 < ev["pca_mse_per_pixel"] < 0.25 and 0 <= ev["active_units"] <= 4
     assert metrics["atlas_check"]["n_images"] == 6 and metrics["atlas_check"]["k"] == 100
+
+
+def test_atlas_check_draws_its_images_across_the_atlas():
+    """The atlas is sorted by test index; a split in index order (dSprites' grid, a folder read class by class) would
+    make its first 1000 images one shape or one class. The check's images are a seeded random draw over all of it."""
+    pos = evaluate.atlas_check_positions(5000)
+    assert len(pos) == 1000 and len(set(pos.tolist())) == 1000 and (np.diff(pos) > 0).all()
+    assert 0.45 < (pos < 2500).mean() < 0.55 and pos.max() > 4500  # both halves, in proportion
+    assert (pos == evaluate.atlas_check_positions(5000)).all()  # seeded: the shipped figures recompute
+    assert (evaluate.atlas_check_positions(6) == np.arange(6)).all()  # a small atlas: all of it

@@ -326,17 +326,19 @@ def test_conditional_model_needs_its_class_and_follows_it(bundles):
 
 def test_app_import_does_not_import_umap_or_torch_and_loading_does_not_import_umap():
     """The page is served before torch loads; loading the models and atlases never needs umap-learn. The app loads
-    its four models of each dataset at start, and any other model when a request first names it."""
+    its four models of each dataset (dSprites: its pair) at start, and any other model when a request first names it."""
     code = ("import sys, app; assert 'torch' not in sys.modules, 'torch imported before serving'; "
             "assert not app.MODELS.ready; b = app.MODELS.get(); assert 'torch' in sys.modules; "
-            "print(sorted(b['mnist'].models)); app.MODELS.need('mnist', ['cvae-16', 'vae-16-beta4']); "
+            "print(sorted(b['mnist'].models)); print(sorted(b['dsprites'].models)); "
+            "app.MODELS.need('mnist', ['cvae-16', 'vae-16-beta4']); "
             "assert 'umap' not in sys.modules, 'umap imported'; "
             "print(type(app.demo).__name__, sorted(b), sorted(b['mnist'].models))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
-    assert lines[-2] == "['ae-16', 'ae-2', 'vae-16', 'vae-2']"  # at start: the four the page opens with
-    assert lines[-1] == "Blocks ['fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'cvae-16', 'vae-16', 'vae-16-beta4', 'vae-2']"
+    assert lines[-3] == "['ae-16', 'ae-2', 'vae-16', 'vae-2']"  # at start: the four the page opens with
+    assert lines[-2] == "['ae-10', 'vae-10']"  # a dataset with no 2-D models: its default pair (dataset.json)
+    assert lines[-1] == "Blocks ['dsprites', 'fashion-mnist', 'mnist'] ['ae-16', 'ae-2', 'cvae-16', 'vae-16', 'vae-16-beta4', 'vae-2']"
 
 
 def test_zerogpu_path_with_a_stand_in_spaces_module(tmp_path):

@@ -207,7 +207,7 @@ def run_scorecard(root: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     import json
 
-    from training.scorecard import PRIMARY, TASKS
+    from training.scorecard import LABEL_TASKS, PRIMARY
 
     root = make_checkpoints(tmp_path)
     r = run_scorecard(root)
@@ -216,7 +216,7 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     card = json.loads(path.read_text())
     assert set(card["models"]) == {"ae-2", "vae-2", "vae-2-vamp-iaf"}  # the classifier folder is not a model
     for name, m in card["models"].items():
-        assert set(m["tasks"]) == set(TASKS) and m["latent_dim"] == 2
+        assert set(m["tasks"]) == set(LABEL_TASKS) and m["latent_dim"] == 2
         assert 0 <= m["tasks"]["generation"]["prior"]["precision"] <= 1
         prior = m["tasks"]["generation"]["prior"]
         assert prior["draws"] == 3 and len(set(prior["fd_draws"])) == 3  # three independent sample sets
@@ -245,8 +245,10 @@ def test_scorecard_end_to_end_and_partial_reruns(tmp_path):
     assert card["models"]["ae-2"]["variational"] is False and card["models"]["vae-2"]["variational"] is True
     assert card["models"]["vae-2-vamp-iaf"]["variational"] is True
     assert {"pca-2", "pixels"} <= set(card["baselines"]["representation"])
-    # verdicts follow the figures: the winner has the best primary figure
-    for verdict, (task, path_, better) in PRIMARY.items():
+    # verdicts follow the figures: the winner has the best primary figure; a task not run has no verdict
+    ran = {verdict: spec for verdict, spec in PRIMARY.items() if spec[0] in LABEL_TASKS}
+    assert set(card["verdicts"]) == set(ran) and len(ran) < len(PRIMARY)
+    for verdict, (task, path_, better) in ran.items():
         v = card["verdicts"][verdict]["2"]
         values = dict(v["ranking"])
         best = min(values.values()) if better == "lower" else max(values.values())

@@ -6,6 +6,7 @@ found (explorer.catalog.find_models) gets the same checks.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -14,14 +15,16 @@ from pathlib import Path
 import pytest
 
 from models import Autoencoder, ModelConfig
+from training import sources
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = Path(os.environ.get("LATENT_EXPLORER_CHECKPOINTS", REPO / "checkpoints"))
 DATASETS = ("mnist", "fashion-mnist")
 MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")
 VARIANTS = ["mnist/vae-16-beta4", "mnist/vae-16-vamp", "mnist/vae-16-mog", "mnist/vae-16-iaf", "mnist/cvae-16",
-            "fashion-mnist/vae-16-vamp", "fashion-mnist/cvae-16"]  # issue 10: training/checkpoints.sh VARIANTS
-EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS] + VARIANTS
+            "fashion-mnist/vae-16-vamp", "fashion-mnist/cvae-16"]  # training/checkpoints.sh VARIANTS
+DISENTANGLEMENT = [f"dsprites/{m}" for m in ("ae-10", "vae-10", "vae-10-beta4", "vae-10-beta16", "vae-10-tc6")]
+EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS] + VARIANTS + DISENTANGLEMENT
 MAX_BYTES = 10 * 2**20  # every shipped file (resume state is not shipped: .gitignore)
 NOT_SHIPPED = {"resume.safetensors"}
 EVAL_KEYS = {"recon_per_image", "mse_per_pixel", "neg_elbo", "n_images", "likelihood", "binarized"}
@@ -55,12 +58,16 @@ def test_loads_and_matches_its_name(name):
     assert model.config.bottleneck == ("ae" if kind == "ae" else "vae")
     assert model.config.conditional == (kind == "cvae")
     assert model.config.latent_dim == int(latent_dim)
-    assert model.config.likelihood == "bernoulli"  # both datasets: Bernoulli decoder (team notes)
-    expected = {None: {}, "-beta4": {}, "-vamp": {"prior": "vamp"}, "-mog": {"prior": "mog"}, "-iaf": {"flow": "iaf"}}
+    assert model.config.likelihood == "bernoulli"  # every dataset: Bernoulli decoder (team notes)
+    expected = {None: {}, "-beta4": {}, "-beta16": {}, "-tc6": {}, "-vamp": {"prior": "vamp"}, "-mog": {"prior": "mog"},
+                "-iaf": {"flow": "iaf"}}
     for field, value in expected[variant].items():
         assert getattr(model.config, field) == value, (name, field)
-    if variant == "-beta4":
-        assert json.loads((ROOT / name / "metrics.json").read_text())["train_config"]["beta"] == 4
+    train_config = json.loads((ROOT / name / "metrics.json").read_text())["train_config"]
+    weights = {"-beta4": ("beta", 4), "-beta16": ("beta", 16), "-tc6": ("tc_beta", 6)}  # the loss weight it names
+    if variant in weights:
+        field, value = weights[variant]
+        assert train_config[field] == value, (name, train_config)
 
 
 def test_files_are_small(name):
@@ -83,8 +90,11 @@ def test_metrics_have_provenance(name):
     assert train_cfg["dataset"] == dataset and metrics["dataset"] == dataset
     assert metrics["seed"] == train_cfg["seed"]
     hashes = metrics["dataset_files_sha256"]
-    assert any(k.startswith("train-images") for k in hashes), hashes
-    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in hashes.values())
+    if sources.is_user_spec(train_cfg["dataset"]):  # a dataset made in code: the hash of what the code renders now
+        assert hashes == _generated_hashes(train_cfg["dataset"]), "the renderer changed since this model was trained"
+    else:
+        assert any(k.startswith("train-images") for k in hashes), hashes
+    assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", v) for v in hashes.values())
     for package in ("python", "torch", "torchvision", "numpy", "safetensors"):
         assert metrics["versions"][package], package
     assert metrics["train_seconds"] > 0
@@ -99,6 +109,11 @@ def test_metrics_have_provenance(name):
     eval_keys = EVAL_KEYS | (VAE_EVAL_KEYS if config["bottleneck"] == "vae" else set())
     assert eval_keys <= set(metrics.get("eval", {})), f"eval lacks {sorted(eval_keys - set(metrics.get('eval', {})))}"
     assert "atlas_check" in metrics
+
+
+@functools.cache
+def _generated_hashes(spec: str) -> dict[str, str]:
+    return sources.files_sha256(spec)
 
 
 # ---- the figures in metrics.json reproduce from the shipped files alone --------------------------------
@@ -124,7 +139,9 @@ def test_atlas_codes_come_from_this_model(name):
     model_name = name.split("/")[1]
     images = torch.from_numpy(atlas["images"][:64])
     labels = torch.from_numpy(atlas["labels"][:64]) if model.config.conditional else None  # a CVAE: the true class
-    assert atlas["images"].dtype.name == "uint8" and atlas["images"].shape[1:] == (28, 28)
+    size = json.loads((ROOT / name.split("/")[0] / "dataset.json").read_text())["image_size"]
+    assert atlas["images"].dtype.name == "uint8" and atlas["images"].shape[1:3] == (size, size)
+    assert size == model.config.image_size
     with torch.inference_mode():
         posterior = model.encode(to_float(images), labels)
     torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__mean"][:64]), posterior.mean,
@@ -156,10 +173,9 @@ def test_atlas_check_reproduces(name):
     model = Autoencoder.from_pretrained(folder)
     _, binarize = evaluate.checkpoint_dataset(folder, metrics)
     assert shipped["binarized"] == binarize
-    atlas = _atlas(name)
-    images = torch.from_numpy(atlas["images"][: shipped["n_images"]])
-    labels = torch.from_numpy(atlas["labels"][: shipped["n_images"]])
-    assert len(images) == shipped["n_images"]
+    images, labels = evaluate.atlas_check_images(ROOT / name.split("/")[0] / "atlas.npz", shipped["n_images"],
+                                                 shipped["seed"])
+    assert len(images) == shipped["n_images"] and shipped["subset"] == evaluate.ATLAS_CHECK_SUBSET
     recomputed = evaluate.evaluate_images(model, images, binarize=binarize, k=1, seed=shipped["seed"], labels=labels)
     for key in ("recon_per_image", "mse_per_pixel", "neg_elbo", "elbo_recon", "kl"):
         assert recomputed[key] == pytest.approx(shipped[key], rel=1e-4, abs=1e-6), key
@@ -168,12 +184,14 @@ def test_atlas_check_reproduces(name):
     assert recomputed["marginal_kl_per_dim"] == pytest.approx(shipped["marginal_kl_per_dim"], rel=1e-4, abs=1e-6)
     assert recomputed["active_units"] == shipped["active_units"]
 
-    # is_nll: the first images, binarized exactly as the evaluator did (whole subset, in order, seeded).
-    x = evaluate.prepare_batch(images, binarize, torch.Generator().manual_seed(shipped["seed"]))[:IWAE_IMAGES]
+    # is_nll: IWAE_IMAGES of the images drawn at random, binarized exactly as the evaluator did (whole subset, in
+    # order, seeded).
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:IWAE_IMAGES]
+    x = evaluate.prepare_batch(images, binarize, torch.Generator().manual_seed(shipped["seed"]))[pick]
     g_iwae = torch.Generator().manual_seed(shipped["seed"] + 2)
     with torch.inference_mode():
         nll = -evaluate.iwae_log_px(model, x, shipped["k"], generator=g_iwae, chunk=max(1, 10_000 // len(x)),
-                                    labels=labels[: len(x)] if model.config.conditional else None)
+                                    labels=labels[pick] if model.config.conditional else None)
     n, m = shipped["n_images"], len(x)
     se = nll.std().item() / math.sqrt(m) * math.sqrt(max(0.0, 1 - m / n))
     assert abs(nll.mean().item() - shipped["is_nll"]) <= 4 * se + 1e-3, (nll.mean().item(), shipped["is_nll"], se)

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on the test set: `python -m training.evaluate CHECKPOINT_DIR [--data-root DIR] [--k 1000]`.
 
-Writes an "eval" block (full test set) and an "atlas_check" block (the first 1000 atlas images,
+Writes an "eval" block (full test set) and an "atlas_check" block (1000 atlas images drawn at random, seeded,
 k=100, seed 0) into CHECKPOINT_DIR/metrics.json, keeping the training provenance already there.
 
 Figures, all averaged over test images:
@@ -44,6 +44,7 @@ from training.cli import OneLineParser, fail
 from training.data import DataError, load_split, prepare_batch
 
 ATLAS_CHECK = {"n_images": 1000, "k": 100, "seed": 0}  # fixed: a test recomputes these exactly
+ATLAS_CHECK_SUBSET = "seeded random sample of the atlas (training.evaluate.atlas_check_positions)"
 ACTIVE_THRESHOLD = 0.01
 
 
@@ -200,14 +201,28 @@ def evaluate_images(
     return out
 
 
-def atlas_check(model: Autoencoder, atlas_path: str | os.PathLike, binarize: bool) -> dict:
-    """The eval figures on the first 1000 atlas images, k=100, seed 0: recomputable from the shipped files alone."""
+def atlas_check_positions(n_atlas: int, n: int = ATLAS_CHECK["n_images"], seed: int = ATLAS_CHECK["seed"]) -> np.ndarray:
+    """Which atlas images the atlas_check uses: n of them drawn at random (seeded), in atlas order; (n,) int64.
+
+    Not the first n: the atlas is sorted by test index, and a test split in index order (a generated grid such as
+    dSprites, a folder read class by class) would make its first images one shape or one class."""
+    g = torch.Generator().manual_seed(seed)
+    return np.sort(torch.randperm(n_atlas, generator=g)[: min(n, n_atlas)].numpy()).astype(np.int64)
+
+
+def atlas_check_images(atlas_path: str | os.PathLike, n: int = ATLAS_CHECK["n_images"],
+                       seed: int = ATLAS_CHECK["seed"]) -> tuple[Tensor, Tensor]:
+    """The atlas_check's images (uint8) and labels (int64), read from the shipped atlas."""
     with np.load(atlas_path, allow_pickle=False) as atlas:
-        images = torch.from_numpy(atlas["images"][: ATLAS_CHECK["n_images"]])
-        labels = (torch.from_numpy(atlas["labels"][: ATLAS_CHECK["n_images"]].astype(np.int64))
-                  if model.config.conditional else None)
+        pick = atlas_check_positions(len(atlas["images"]), n, seed)
+        return torch.from_numpy(atlas["images"][pick]), torch.from_numpy(atlas["labels"][pick].astype(np.int64))
+
+
+def atlas_check(model: Autoencoder, atlas_path: str | os.PathLike, binarize: bool) -> dict:
+    """The eval figures on 1000 atlas images, k=100, seed 0: recomputable from the shipped files alone."""
+    images, labels = atlas_check_images(atlas_path)
     return evaluate_images(model, images, binarize=binarize, k=ATLAS_CHECK["k"], seed=ATLAS_CHECK["seed"],
-                           labels=labels)
+                           labels=labels if model.config.conditional else None)
 
 
 # ---- CLI -----------------------------------------------------------------------------------------
@@ -224,7 +239,7 @@ def write_atlas_check(model: Autoencoder, directory: Path, metrics: dict, atlas:
     """metrics["atlas_check"] from the atlas beside the checkpoint (or `atlas`), then metrics.json, atomically."""
     atlas_path = Path(atlas) if atlas else directory / ".." / "atlas.npz"
     if atlas_path.is_file():
-        metrics["atlas_check"] = dict(ATLAS_CHECK, atlas=atlas_path.name, **atlas_check(model, atlas_path, binarize))
+        metrics["atlas_check"] = dict(ATLAS_CHECK, atlas=atlas_path.name, subset=ATLAS_CHECK_SUBSET, **atlas_check(model, atlas_path, binarize))
     elif require:
         fail("python -m training.evaluate", f"{atlas_path} not found: run training.export first")
     else:
@@ -244,10 +259,8 @@ def write_dims(model: Autoencoder, directory: Path, metrics: dict, test: Tensor,
     blocks = [(metrics["eval"], test, test_labels)]
     atlas_path = Path(atlas) if atlas else directory / ".." / "atlas.npz"
     if "atlas_check" in metrics and atlas_path.is_file():
-        n = metrics["atlas_check"]["n_images"]
-        with np.load(atlas_path, allow_pickle=False) as f:
-            blocks.append((metrics["atlas_check"], torch.from_numpy(f["images"][:n]),
-                           torch.from_numpy(f["labels"][:n].astype(np.int64))))
+        block = metrics["atlas_check"]
+        blocks.append((block, *atlas_check_images(atlas_path, block["n_images"], block.get("seed", 0))))
     for block, images, labels in blocks:
         images, labels = images[: block["n_images"]], labels[: block["n_images"]]
         r = evaluate_images(model, images, binarize=binarize, k=0, seed=block.get("seed", 0), labels=labels)

@@ -391,6 +391,7 @@ TASKS: dict[str, Callable[[Context, str, Autoencoder], dict]] = {
 }
 FACTOR_DATASETS = {"dsprites": "dsprites"}  # --dataset name -> its source spec (training/sources.py)
 FACTOR_TASKS = ("reconstruction", "disentanglement")  # the tasks that need no classifier and no OOD pair
+LABEL_TASKS = tuple(t for t in TASKS if t != "disentanglement")  # a labelled dataset without factors (MNIST)
 # verdict -> (task, figure path in the task's output, "lower"/"higher" is better): the figure it compares
 PRIMARY = {
     "reconstruction": ("reconstruction", ("mse_per_pixel",), "lower"),
@@ -524,8 +525,7 @@ def main(argv: list[str] | None = None) -> None:
     if factor_spec:  # no classifier, no OOD pair: the tasks that need neither
         tasks = parse_list(args.tasks, FACTOR_TASKS, "tasks", p) or list(FACTOR_TASKS)
     else:
-        tasks = parse_list(args.tasks, [t for t in TASKS if t != "disentanglement"], "tasks", p) or [
-            t for t in TASKS if t != "disentanglement"]
+        tasks = parse_list(args.tasks, LABEL_TASKS, "tasks", p) or list(LABEL_TASKS)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not names:

@@ -158,8 +158,12 @@ def split(n: int, seed: int = SPLIT_SEED, test_fraction: float = TEST_FRACTION) 
 def files_sha256(spec: str) -> dict[str, str]:
     """Provenance for metrics.json: the sha256 of an npz/idx file; of a folder, one hash over its names and sizes."""
     kind, path = parse(spec)
-    if kind == "dsprites":
-        return {}  # made in code: training/dsprites.py is its provenance
+    if kind == "dsprites":  # made in code: the hash of what training/dsprites.py renders (changes if the code does)
+        from . import dsprites
+
+        size = int(str(path))
+        return {f"dsprites-{size} images (rendered by training/dsprites.py)":
+                hashlib.sha256(dsprites.render_all(size).tobytes()).hexdigest()}
     if kind == "folder":
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
