@@ -211,11 +211,12 @@ def atlas_check_positions(n_atlas: int, n: int = ATLAS_CHECK["n_images"], seed: 
 
 
 def atlas_check_images(atlas_path: str | os.PathLike, n: int = ATLAS_CHECK["n_images"],
-                       seed: int = ATLAS_CHECK["seed"]) -> tuple[Tensor, Tensor]:
-    """The atlas_check's images (uint8) and labels (int64), read from the shipped atlas."""
+                       seed: int = ATLAS_CHECK["seed"]) -> tuple[Tensor, Tensor | None]:
+    """The atlas_check's images (uint8) and labels (int64; None for an atlas without labels), from the atlas."""
     with np.load(atlas_path, allow_pickle=False) as atlas:
         pick = atlas_check_positions(len(atlas["images"]), n, seed)
-        return torch.from_numpy(atlas["images"][pick]), torch.from_numpy(atlas["labels"][pick].astype(np.int64))
+        labels = torch.from_numpy(atlas["labels"][pick].astype(np.int64)) if "labels" in atlas.files else None
+        return torch.from_numpy(atlas["images"][pick]), labels
 
 
 def atlas_check(model: Autoencoder, atlas_path: str | os.PathLike, binarize: bool) -> dict:
@@ -262,7 +263,8 @@ def write_dims(model: Autoencoder, directory: Path, metrics: dict, test: Tensor,
         block = metrics["atlas_check"]
         blocks.append((block, *atlas_check_images(atlas_path, block["n_images"], block.get("seed", 0))))
     for block, images, labels in blocks:
-        images, labels = images[: block["n_images"]], labels[: block["n_images"]]
+        images = images[: block["n_images"]]
+        labels = None if labels is None else labels[: block["n_images"]]
         r = evaluate_images(model, images, binarize=binarize, k=0, seed=block.get("seed", 0), labels=labels)
         block.pop("kl_per_dim", None)  # its old name: KL to N(0, I) whatever the prior
         block["marginal_kl_per_dim"] = r["marginal_kl_per_dim"]
