@@ -206,8 +206,9 @@ def atlas_check_positions(n_atlas: int, n: int = ATLAS_CHECK["n_images"], seed: 
 
     Not the first n: the atlas is sorted by test index, and a test split in index order (a generated grid such as
     dSprites, a folder read class by class) would make its first images one shape or one class."""
-    g = torch.Generator().manual_seed(seed)
-    return np.sort(torch.randperm(n_atlas, generator=g)[: min(n, n_atlas)].numpy()).astype(np.int64)
+    from training.export import subset_indices  # the atlas's own draw from the test set, here from the atlas
+
+    return subset_indices(n_atlas, min(n, n_atlas), seed)
 
 
 def atlas_check_images(atlas_path: str | os.PathLike, n: int = ATLAS_CHECK["n_images"],
