@@ -69,9 +69,9 @@ if __name__ == "__main__":
         css=CSS,
         head=sliders.HEAD,
         show_error=True,
-        # Gradio records every call (inputs and outputs, pictures included) in the visitor's localStorage. The
-        # Playground streams five frames a second: the store fills in minutes, and at its quota every event then
-        # re-serialises megabytes on the page's one thread, until clicks time out.
+        # Gradio records every call (inputs and outputs, pictures included) in the visitor's localStorage: the
+        # store fills in minutes of use, and at its quota every event then re-serialises megabytes on the page's
+        # one thread, until clicks time out.
         run_history=False,
         prevent_thread_lock=True,
     )

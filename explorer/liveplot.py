@@ -1,5 +1,5 @@
-"""The Playground's live view of one run, as HTML with inline SVG (no plotting library, no JavaScript): a few
-milliseconds to draw, ~15 KB a frame, redrawn by the browser as fast as frames arrive.
+"""The Playground's live view of one run, as HTML with inline SVG (no plotting library): a few milliseconds to draw,
+~15 KB a frame, fetched by the page itself as fast as it draws them (ui/playground.py, LIVE_JS).
 
 One panel per run: a header (settings, step, speed, time left), the latent plane (the validation codes by class; a
 2-D model's own plane with the prior's 1σ and 2σ circles for a VAE, else the first two principal components), the
@@ -152,18 +152,21 @@ def _padded(images: np.ndarray, cols: int) -> list[np.ndarray]:
     return images
 
 
-def run_html(run, originals: np.ndarray | None = None, position: int = 0) -> str:
-    """The whole panel of one run (a playground.Run), as one HTML string."""
+def run_html(run, originals: np.ndarray | None = None, position: int = 0, live: tuple[str, str] | None = None) -> str:
+    """The whole panel of one run (a playground.Run), as one HTML string. `live` (token, key): the page's live view
+    (ui/playground.py) asks with the token for newer panels than the one with that key."""
     s = run.settings
+    tag = (f'<div class="pg-run" data-slot="{run.slot}" data-live="{html.escape(live[0])}" data-key="{html.escape(live[1])}"'
+           if live else f'<div class="pg-run" data-slot="{run.slot}"')
     state = STATES.get(run.state, run.state)
     f = run.frame
     head = f"Run {run.slot} · {s.title} · {s.family.upper()}, lr {s.lr:g}"
     if position:
-        return (f'<div class="pg-run" data-state="waiting" data-step="0"><div class="pg-head">{html.escape(head)}</div>'
+        return (f'{tag} data-state="waiting" data-step="0"><div class="pg-head">{html.escape(head)}</div>'
                 f'Waiting for a free trainer: number {position} in line.</div>')
     if f is None:
         note = f": {html.escape(run.reason)}" if run.reason else ""
-        return (f'<div class="pg-run" data-state="{run.state}" data-step="0"><div class="pg-head">{html.escape(head)}</div>'
+        return (f'{tag} data-state="{run.state}" data-step="0"><div class="pg-head">{html.escape(head)}</div>'
                 f'{html.escape(state)}{note}…</div>')
     left = (f["total"] - f["step"]) / f["steps_per_s"] if f["steps_per_s"] > 0 and run.state == "running" else 0.0
     speed = (f" · {f['steps_per_s']:.0f} steps/s · {left:.0f} s left" if run.state == "running" else "")
@@ -188,7 +191,7 @@ def run_html(run, originals: np.ndarray | None = None, position: int = 0) -> str
             else "reconstructions of 8 validation images, then 16 prior samples")
     if not is_vae:
         what += " (an AE has no prior: its codes are drawn from N(0, I), the naive guess)"
-    return (f'<div class="pg-run" data-state="{run.state}" data-step="{f["step"]}" data-frames="{run.frames}">'
+    return (f'{tag} data-state="{run.state}" data-step="{f["step"]}" data-frames="{run.frames}">'
             f'<div class="pg-head">{html.escape(head)}</div><div class="pg-cap">{html.escape(status)}</div>'
             f'<div class="pg-row">{plane}<div class="pg-curves">{charts}</div></div>'
             f'{bars_svg(kl, var, s.free_bits if is_vae else 0.0)}<div class="pg-cap">{html.escape(active)}</div>'

@@ -582,6 +582,7 @@ class Job:
     folder: Path
     format: dict = field(default_factory=dict)  # dataset_format(folder)
     created: float = field(default_factory=time.perf_counter)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))  # its live view's key: only its page has it
 
     @property
     def state(self) -> str:
@@ -678,6 +679,12 @@ class Playground:
 
     def job(self, session: str) -> Job | None:
         return self.jobs.get(session)
+
+    def by_token(self, token: str) -> Job | None:
+        """The job whose live-view token this is (the page that started it has it; no other page can guess it)."""
+        with self._lock:
+            jobs = list(self.jobs.values())
+        return next((j for j in jobs if secrets.compare_digest(j.token.encode(), token.encode())), None)
 
     def stop(self, session: str, grace: float = 1.5) -> bool:
         """Stop this visitor's runs (each keeps its last good state); waiting ones leave the line. Within `grace`

@@ -553,12 +553,15 @@ def test_playground_trains_live_and_stops(page):
         };
         tick(); })""")
     assert changes >= 4, changes  # distinct planes drawn within 2 s
+    # the page asked for them itself (LIVE_JS), not through Gradio's event path
+    assert page.evaluate("() => window.latentPlayground.frames") >= 4
     # Nothing piles up in the browser: no run history of every frame (it fills localStorage, then freezes the page).
     assert page.evaluate("() => JSON.stringify(localStorage).length") < 20_000
     page.locator("#pg-stop").click()
     page.wait_for_function("""() => ['a', 'b'].every(s => {
         const r = document.querySelector('#pg-view-' + s + ' .pg-run');
-        return r && r.dataset.state === 'stopped'; })""", timeout=15_000)
+        return r && r.dataset.state === 'stopped'; }) &&
+        (document.querySelector('#pg-verdict-a') || {innerText: ''}).innerText.includes('stopped')""", timeout=15_000)
     for slot in "ab":  # the settings folded again: the picture shows the two views
         page.locator(f"#pg-settings-{slot}").get_by_text(f"Run {slot.upper()} settings").click()
     page.locator("#pg-watch").scroll_into_view_if_needed()

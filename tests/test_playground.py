@@ -242,3 +242,53 @@ def test_bad_settings_and_a_second_train_get_a_message(app, client):
     final = job.result(timeout=30)
     assert final[-1]["run_a"]["state"] == "stopped" and final[-1]["run_b"]["state"] == "stopped"
     assert unexpected_tracebacks(app.log()) == []
+
+
+def test_the_page_pulls_the_live_frames_with_its_jobs_token_only(app):
+    """The live view (ui/playground.LIVE_JS) asks Gradio's component server for newer panels with its job's token:
+    the answer has a panel only when it is newer than the key the page holds, and a wrong token gets nothing."""
+    import json
+    import re
+    import urllib.request
+
+    from gradio_client import Client
+
+    from tests.test_app_api import unexpected_tracebacks
+
+    with urllib.request.urlopen(app.url + "config") as r:
+        config = json.load(r)
+    view_a = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "pg-view-a")
+    assert "playground_frames" in next(c for c in config["components"] if c["id"] == view_a)["props"]["server_fns"]
+
+    def frames(ask):
+        body = json.dumps({"session_hash": "any", "component_id": view_a, "fn_name": "playground_frames",
+                           "data": ask}).encode()
+        req = urllib.request.Request(app.url + "gradio_api/component_server", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+
+    visitor = Client(app.url, verbose=False)
+    long = [*SMALL_VAE[:-1], 20000]
+    job = visitor.submit("mnist", *long, *long, api_name="/playground_train")
+    try:
+        deadline = time.monotonic() + 60
+        while 'data-step="0"' in str(job.outputs()[-1:]) or "pg-plane" not in str(job.outputs()[-1:]):
+            assert time.monotonic() < deadline, job.outputs()[-1:]
+            time.sleep(0.1)
+        view = job.outputs()[-1][1]
+        token, key = re.search(r'data-live="([^"]+)" data-key="([^"]+)"', view).groups()
+        assert frames({"token": "not-" + token, "keys": {}}) == {} and frames({"bad": 1}) == {} == frames(["x"])
+        got = frames({"token": token, "keys": {}})
+        assert set(got) == {"A", "B"} and all("pg-plane" in v and f'data-live="{token}"' in v for v in got.values())
+        key_a = re.search(r'data-key="([^"]+)"', got["A"]).group(1)
+        newer = frames({"token": token, "keys": {"A": key_a, "B": "old"}})
+        assert "B" in newer and (newer.get("A") is None or newer["A"] != got["A"])  # A only once it has moved on
+        deadline = time.monotonic() + 30
+        while "A" not in frames({"token": token, "keys": {"A": key_a}}):  # the next frame of A arrives
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        visitor.predict(api_name="/playground_stop")
+    final = job.result(timeout=30)
+    assert 'data-live' not in final[1] and 'data-state="stopped"' in final[1]  # an ended run's panel is not live
+    assert unexpected_tracebacks(app.log()) == []

@@ -1,6 +1,13 @@
 """Playground: train two small models side by side, watch their latent spaces form, then compare them in the other
 tabs, download them, or train them at full length with the printed command (explorer/playground.py: one process
-a run, at most a few at once on the server, the others in line)."""
+a run, at most a few at once on the server, the others in line).
+
+The live view is pulled, not pushed: Train's event sends the panels when a run's state changes (in line, training,
+ended), and the page itself asks for newer panels (LIVE_JS, one request at a time). A pushed frame goes through
+Gradio's event path, which on every message copies the state of every component the page has shown: on a page
+with a few tabs open that cost more than the frames' own drawing, and a slow machine fell behind until clicks
+timed out. Pulled, a slow page draws fewer frames and stays responsive.
+"""
 from __future__ import annotations
 
 import io
@@ -19,11 +26,40 @@ from ui.common import EXPORT_DIR, MODELS, Page, bundle, guarded, log, pair_choic
 
 PLAYGROUND = pg.Playground()
 MAX_WATCHERS = 32  # visitors streaming a view (or waiting in line) at once: each holds a worker thread
-FRAME_S = 0.2  # the view is redrawn 5 times a second while a run trains
+FRAME_S = 0.2  # how often Train's event checks the runs' states
+POLL_MS = 80  # the page asks for newer panels this long after drawing the last ones (runs send <= 6 a second)
+IDLE_POLL_MS = 120  # ... after an answer with none; 1 s while both runs wait in line
 FIELDS = ("bottleneck", "latent_dim", "beta", "kl_warmup_steps", "free_bits", "prior", "family", "lr", "steps")
 ZIP_FILES = ("config.json", "model.safetensors", "metrics.json", "README.md")
 FIRST = next(iter(pg.PRESETS))
 CSS = liveplot.CSS
+# Run once, when the Playground's first view mounts: while a panel on the page is live (data-live, the job's token),
+# ask for both runs' newer panels (server.playground_frames) and draw them; the next request waits for this one.
+LIVE_JS = """
+const live = (window.latentPlayground = window.latentPlayground || {frames: 0, polls: 0, looping: false});
+if (!live.looping) {
+  live.looping = true;
+  const tick = async () => {
+    const runs = Array.from(document.querySelectorAll('.pg-run[data-live]'));
+    let drew = false;
+    if (runs.length && !document.hidden) {
+      const keys = {};
+      runs.forEach(r => { keys[r.dataset.slot] = r.dataset.key; });
+      try {
+        const got = await server.playground_frames({token: runs[0].dataset.live, keys: keys});
+        live.polls += 1;
+        for (const r of runs) {
+          const panel = got && got[r.dataset.slot];
+          if (panel && r.isConnected) { r.outerHTML = panel; live.frames += 1; drew = true; }
+        }
+      } catch (e) { /* the server is busy or restarting: the next tick asks again */ }
+    }
+    const training = runs.some(r => r.dataset.state !== 'waiting');
+    setTimeout(() => requestAnimationFrame(tick), !runs.length ? 300 : !training ? 1000 : drew ? %d : %d);
+  };
+  tick();
+}
+""" % (POLL_MS, IDLE_POLL_MS)
 
 
 def settings_values(s: pg.RunSettings) -> list:
@@ -83,8 +119,36 @@ def figures(job: pg.Job) -> dict:
                                       **((r.end or {}).get("metrics") or {})} for r in job.runs}
 
 
+def view_key(run: pg.Run, position: int) -> str:
+    return f"{run.frames}.{run.state}.{position}"
+
+
+def view(job: pg.Job, run: pg.Run, position: int) -> str:
+    """A run's panel; while the run has not ended it carries the job's token, for the page to ask for newer ones."""
+    live = None if run.ended else (job.token, view_key(run, position))
+    return liveplot.run_html(run, run.originals, position, live)
+
+
+def playground_frames(ask) -> dict:
+    """The page's live view asks {"token": the job's token, "keys": {"A": key, "B": key}} (the panels it shows);
+    the answer has the panels that are newer ({} for an unknown token: only the page that started a job has it)."""
+    if not isinstance(ask, dict) or not isinstance(ask.get("keys", {}), dict):
+        return {}
+    try:
+        job = PLAYGROUND.by_token(str(ask.get("token", "")))
+        if job is None:
+            return {}
+        keys = ask.get("keys") or {}
+        pos = PLAYGROUND.position(job)
+        return {r.slot: view(job, r, pos) for r in job.runs if keys.get(r.slot) != view_key(r, pos)}
+    except Exception:  # never a traceback in the page
+        log.exception("playground: a live-view request failed")
+        return {}
+
+
 def train(request: gr.Request, dataset: str, *values):
-    """Start this visitor's two runs and stream their live view until both end."""
+    """Start this visitor's two runs; send their panels whenever a run's state changes, until both end (the page
+    asks for the frames in between itself: LIVE_JS)."""
     try:
         if dataset not in MODELS.bundles and not (MODELS.root / dataset).is_dir():
             raise pg.SettingsError(f"dataset must be one of {sorted(p.name for p in MODELS.root.iterdir() if p.is_dir())}, "
@@ -100,10 +164,10 @@ def train(request: gr.Request, dataset: str, *values):
     while True:
         ended = job.state == "ended"
         pos = PLAYGROUND.position(job)
-        now = (pos, *(r.frames for r in job.runs), *(r.state for r in job.runs))
+        now = (pos, *(r.state for r in job.runs), *(r.frame is None for r in job.runs))
         if now != shown or ended:
             shown = now
-            views = [liveplot.run_html(r, r.originals, pos) for r in job.runs]
+            views = [view(job, r, pos) for r in job.runs]
             if ended:
                 break
             yield status_line(job), *views, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -201,12 +265,12 @@ def build(page: Page) -> gr.Tab:
         with gr.Row(equal_height=False):
             with gr.Column():
                 fields_a = run_settings("A", a)
-                view_a = gr.HTML(elem_id="pg-view-a")
+                view_a = gr.HTML(elem_id="pg-view-a", js_on_load=LIVE_JS, server_functions=[playground_frames])
                 verdict_a = gr.Markdown(elem_id="pg-verdict-a")
                 file_a = gr.DownloadButton("Download Run A (checkpoint folder, zip)", elem_id="pg-file-a", size="sm")
             with gr.Column():
                 fields_b = run_settings("B", b)
-                view_b = gr.HTML(elem_id="pg-view-b")
+                view_b = gr.HTML(elem_id="pg-view-b", js_on_load=None)
                 verdict_b = gr.Markdown(elem_id="pg-verdict-b")
                 file_b = gr.DownloadButton("Download Run B (checkpoint folder, zip)", elem_id="pg-file-b", size="sm")
         compare_btn = gr.Button("Compare A and B in the other tabs", elem_id="pg-compare")
