@@ -50,6 +50,28 @@ def test_startup_and_endpoints(app, client):
     assert unexpected_tracebacks(app.log()) == []
 
 
+def test_no_trigger_has_two_listeners_that_wait_for_their_last_run(app):
+    """At most one server listener with trigger_mode "always_last" per trigger. Gradio's page, when such a listener
+    deferred an event, re-dispatches the *trigger* at that run's end, to all its listeners: two deferred ones then
+    re-trigger each other forever (measured: every tab's work re-run ~2 times a second, the page 99 % busy, after
+    a dataset picked while the first page's events ran). Each tab listens through a relay of its own."""
+    import collections
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(app.url + "config") as r:
+        config = json.load(r)
+    waiting = collections.defaultdict(list)
+    for dep in config["dependencies"]:
+        if dep.get("backend_fn") and dep.get("trigger_mode") == "always_last":
+            for target, event in dep["targets"]:
+                waiting[(target, event)].append(dep.get("api_name"))
+    shared = {k: v for k, v in waiting.items() if len(v) > 1}
+    assert shared == {}, shared
+    relays = [c for c in config["components"] if "relay" in (c.get("props", {}).get("elem_classes") or [])]
+    assert len(relays) >= 8  # one per tab listener of the current input or a model pick
+
+
 def test_pick_and_random_test_image(client, atlas):
     img = read(client.predict("mnist", 7, api_name="/pick_test"))
     np.testing.assert_array_equal(img, atlas["images"][7])

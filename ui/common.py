@@ -309,6 +309,7 @@ class Page:
     gallery: gr.Gallery
     open_tab: gr.State  # the main tab this visitor has open; None (an API caller's session): every event runs
     demo: gr.Blocks
+    relays: gr.Column | None = None  # where relayed() puts its relays (in the sidebar, out of sight)
     shared: dict = field(default_factory=dict)  # components a tab makes that the input panel sets (e.g. "end_a")
     handlers: dict = field(default_factory=dict)  # tab name -> [(fn, inputs, outputs)]: rerun when the tab opens
 
@@ -331,7 +332,22 @@ class Page:
         """gr.on(triggers, fn, ...), run only while `tab` is open (an API call: always). Opening `tab` runs it again
         (or reopen: (fn, inputs), with the same outputs)."""
         self.handlers.setdefault(tab, []).append((*(reopen or (fn, inputs)), outputs))
-        return gr.on(triggers, when_open(tab, fn), [*inputs, self.open_tab], outputs, **kwargs, **EV)
+        return gr.on(self.relayed(triggers), when_open(tab, fn), [*inputs, self.open_tab], outputs, **kwargs, **EV)
+
+    def relayed(self, triggers) -> list:
+        """The triggers that several tabs listen to (a new current input, a model picked) reach each listener through
+        a hidden relay of its own, set in the browser. Why: when such an event arrives while a listener still runs,
+        Gradio's page defers it, and on that run's end re-dispatches the *trigger*, to every listener; two deferred
+        listeners of one trigger then re-trigger each other without end (every tab's work re-run twice a second, the
+        page 99 % busy, clicks timing out), which a second input soon after the first sets off."""
+        shared = [self.current.change, *self.pair_changed]
+        mine = [t for t in triggers if t in shared]
+        if not mine:
+            return list(triggers)
+        with self.relays:  # not where the tab's build happens to be (between two tabs, it would break the tab bar)
+            relay = gr.Number(0, elem_classes="relay", show_label=False, container=False)
+        gr.on(mine, None, None, relay, js="() => performance.now()", api_visibility="private")  # no server round trip
+        return [t for t in triggers if t not in shared] + [relay.change]
 
     def opens(self, tab: gr.Tab, name: str, uses_input: bool = True):
         """Opening `tab` remembers it as this visitor's open tab and reruns its handlers on what is current; a tab

@@ -21,7 +21,7 @@ from ui.common import (ALL_MODELS, DATASETS, EV, MAX_CLASSES, MODELS, Page, bund
 GALLERY_PER_CLASS = 4
 THUMBS = Path(gr.utils.get_upload_folder()) / "latent-explorer-thumbnails"  # the gallery's SVGs, content-named
 # Tabs that do not read the current input hide it (a class on <body>, set in the browser when a tab opens).
-HIDE_INPUT_CSS = "body.no-input #input-panel { display: none !important; }"
+HIDE_INPUT_CSS = "body.no-input #input-panel { display: none !important; }\n#relays { display: none !important; }"
 
 
 def gallery_indices(dataset: str) -> list[int]:
@@ -198,8 +198,9 @@ def build(demo: gr.Blocks) -> Page:
                     draw_btn = gr.Button("Use drawing", elem_id="draw-btn")
         with gr.Accordion("Checkpoints", open=False):
             status = gr.Markdown(status_text(), elem_id="status")
+        relays = gr.Column(elem_id="relays", min_width=0)  # Page.relayed's hidden relays, one per tab listener
     page = Page(dataset=dataset, model_a=model_a, model_b=model_b, cls=cls, current=current, gallery=gallery,
-                open_tab=gr.State(None), demo=demo)
+                open_tab=gr.State(None), demo=demo, relays=relays)
     page.shared.update(pair_text=pair_text, problem=problem, status=status, index=index, pick_btn=pick_btn,
                        random_btn=random_btn, upload=upload, draw_tab=draw_tab, sketch=sketch, draw_btn=draw_btn)
     return page

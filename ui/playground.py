@@ -36,7 +36,7 @@ CSS = liveplot.CSS
 # Run once, when the Playground's first view mounts: while a panel on the page is live (data-live, the job's token),
 # ask for both runs' newer panels (server.playground_frames) and draw them; the next request waits for this one.
 LIVE_JS = """
-const live = (window.latentPlayground = window.latentPlayground || {frames: 0, polls: 0, looping: false});
+const live = (window.latentPlayground = window.latentPlayground || {frames: 0, polls: 0, ms: [], looping: false});
 if (!live.looping) {
   live.looping = true;
   const tick = async () => {
@@ -46,8 +46,10 @@ if (!live.looping) {
       const keys = {};
       runs.forEach(r => { keys[r.dataset.slot] = r.dataset.key; });
       try {
+        const t0 = performance.now();
         const got = await server.playground_frames({token: runs[0].dataset.live, keys: keys});
         live.polls += 1;
+        live.ms = live.ms.slice(-49).concat([performance.now() - t0]);  // the last 50 answers' times
         for (const r of runs) {
           const panel = got && got[r.dataset.slot];
           if (panel && r.isConnected) { r.outerHTML = panel; live.frames += 1; drew = true; }
