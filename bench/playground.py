@@ -8,7 +8,8 @@
   small MLP VAE-2), one thread each, two at once both times (a Playground pair trains two runs);
 - a readable latent plane: seconds from Train until the 2-D MLP VAE's validation codes are labelled by a 5-NN
   classifier at >= 90 % of the shipped VAE-2's accuracy on the same images;
-- in the app (Chromium, headless): first update on screen after Train, and updates shown a second;
+- in the app (Chromium, headless): first update on screen after Train, and updates shown a second; the page's
+  main-thread busy share while a pair trains, on a fresh page and with every tab opened;
 - other visitors: /slide and /noop round trips through gradio_client, idle and while a pair trains;
 - 10 visitors pressing Train at once: the cap, queue positions, failed requests;
 - the server's memory after 20 runs against its start.
@@ -151,6 +152,36 @@ def wait_training(job, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+TABS = ("Reconstruct", "Sample", "Interpolate", "Latent sliders", "Latent map", "Impute", "Anomaly", "Disentanglement",
+        "Scorecard", "Diagnostics")
+
+
+def page_busy(page, seconds: float = 5.0) -> tuple[float, float]:
+    """Train a pair, then the share of `seconds` the page's main thread was busy (Chrome's TaskDuration) and the
+    distinct latent planes it showed a second; Stop."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def metrics():
+        m = {x["name"]: x["value"] for x in cdp.send("Performance.getMetrics")["metrics"]}
+        return m["TaskDuration"], m["Timestamp"]
+
+    page.locator("#pg-train").click()
+    page.wait_for_function("() => document.querySelector('#pg-view-a .pg-run[data-state=running] .pg-plane')",
+                           timeout=30_000)
+    page.evaluate("""() => { window.__busy = {seen: new Set(), stop: false};
+      const tick = () => { const p = document.querySelector('#pg-view-a .pg-plane'); if (p) window.__busy.seen.add(p.innerHTML);
+        if (!window.__busy.stop) requestAnimationFrame(tick); }; tick(); }""")
+    (t0, s0) = metrics()
+    time.sleep(seconds)
+    (t1, s1) = metrics()
+    n = page.evaluate("() => { window.__busy.stop = true; return window.__busy.seen.size; }")
+    page.locator("#pg-stop").click()
+    page.wait_for_function("() => document.querySelector('#pg-view-a .pg-run').dataset.state === 'stopped'")
+    time.sleep(4)  # the spares refill while nothing trains
+    return (t1 - t0) / (s1 - s0), n / (s1 - s0)
+
+
 def bench_app() -> None:
     from gradio_client import Client
     from PIL import Image
@@ -203,9 +234,20 @@ def bench_app() -> None:
                 time.sleep(4)  # the spares refill while nothing trains
                 firsts.append(first / 1000)
                 rates.append(n / 5)
+            busy = {"fresh page": page_busy(page)}
+            for tab in TABS:  # every tab opened: the page holds what they drew
+                page.get_by_role("tab", name=tab, exact=True).click()
+                time.sleep(3)
+            page.get_by_role("tab", name="Playground", exact=True).click()
+            busy["every tab opened"] = page_busy(page)
+            polls = page.evaluate("() => window.latentPlayground.ms")
             browser.close()
         print(f"in Chromium: first update on screen {', '.join(f'{f:.2f}' for f in firsts)} s after Train (goal <= 1 s); "
               f"{', '.join(f'{r:.1f}' for r in rates)} distinct latent planes shown a second while training (goal >= 4)")
+        print("the page's main thread while a pair trains (busy share; planes shown a second): " + "; ".join(
+            f"{k} {b:.0%}, {r:.1f}/s" for k, (b, r) in busy.items()) + f"; the page's frame requests answered in "
+            f"{statistics.median(polls):.0f} ms median (it asks for the next after drawing the last, so a busy page "
+            f"draws fewer instead of falling behind)")
 
         crowd = [Client(app.url, verbose=False, download_files=False) for _ in range(10)]
         t0 = time.perf_counter()
