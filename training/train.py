@@ -451,6 +451,9 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             print(json.dumps(record), flush=True)
         save(epoch + 1, 0, final_model=True)
     if world > 1:
+        # every rank waits here for rank 0's save: a rank that tore its group down while another still held it
+        # aborted now and then in gloo ("terminate called without an active exception", SIGABRT)
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return model.eval(), history
 
