@@ -38,7 +38,7 @@ CSS = """
 #gallery .gallery-item, #gallery .thumbnail-item { aspect-ratio: 1 / 1; height: auto !important; width: 100%; }
 #gallery .thumbnail-item img { object-fit: contain !important; image-rendering: pixelated; }
 #gallery .caption-label { font-size: 10px; padding: 0 2px; max-width: 100%; }
-""" + inputs.HIDE_INPUT_CSS + playground.CSS + disentangle.CSS
+""" + inputs.HIDE_INPUT_CSS + playground.CSS + disentangle.CSS + latent_map.CSS
 
 with gr.Blocks(title="Latent Explorer: AE vs VAE", delete_cache=(3600, 3600)) as demo:
     page = inputs.build(demo)  # the sidebar: dataset, models, class, current input

@@ -182,6 +182,10 @@ class DatasetBundle:
         pre = self.info.get("preprocess")
         return Format(size, channels, pre if pre in ("digit", "photo") else ("digit" if channels == 1 else "photo"))
 
+    def atlas_array(self, key: str) -> np.ndarray | None:
+        """An array of atlas.npz by its key (e.g. "vae-16__std"), None where the atlas has none."""
+        return None if self._atlas is None else self._atlas.get(key)
+
     def require(self, *names: str) -> list[ModelView]:
         """The named models, or a LookupError whose message says what is missing and how to fix it."""
         missing = [n for n in names if n not in self.models]

@@ -322,6 +322,80 @@ def click(b: DatasetBundle, model: str, col: float, row: float) -> int:
     return view.scatter.nearest_point(col, row)
 
 
+MAP_COLOURS = {"recon_error": "reconstruction error (sum of squares over pixels, at the posterior mode)",
+               "anomaly": "anomaly score (the scorecard's: an AE's reconstruction error, a VAE's −ELBO in nats)",
+               "spread": "posterior spread (mean std of q(z|x) over the dimensions)"}
+
+
+def map_colours(b: DatasetBundle, name: str, kind: str) -> np.ndarray:
+    """One value per atlas image for colouring `name`'s map, (N,) float64: its reconstruction error, its anomaly
+    score as the scorecard scores it (explorer.anomaly / training.evaluate.per_image_terms, binarized as the model's
+    evaluation, the same generator seeds as the Anomaly tab), or its posterior spread."""
+    import torch
+
+    from training.evaluate import per_image_terms
+
+    if kind not in MAP_COLOURS:
+        raise InputError(f"colour must be one of {list(MAP_COLOURS)}, got {kind!r}.")
+    (view,) = b.require(name)
+    if kind == "spread":
+        if not view.is_vae:
+            raise InputError(f"{view.title} is deterministic: it has no posterior spread.")
+        std = b.atlas_array(f"{name}__std")
+        if std is None:
+            raise LookupError(f"{b.title}: atlas.npz has no posterior spread of {name}.")
+        return std.mean(1).astype(np.float64)
+    entry = (b.scorecard or {}).get("models", {}).get(name, {}).get("tasks", {}).get("ood", {})
+    binarize = entry.get("binarized", view.model.config.likelihood == "bernoulli")
+    out = []
+    for lo in range(0, len(b.images), 500):
+        x = view.to_tensor(b.images[lo:lo + 500])
+        if binarize:
+            x = torch.bernoulli(x, generator=torch.Generator(x.device).manual_seed(lo))
+        y = torch.as_tensor(b.labels[lo:lo + 500], device=x.device) if view.conditional else None
+        with torch.inference_mode():
+            t = per_image_terms(view.model, x, 0, torch.Generator(x.device).manual_seed(1 + lo), labels=y)
+        out.append((t["neg_elbo"] if kind == "anomaly" and view.is_vae else t["sq_err"]).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def decode_at(b: DatasetBundle, name: str, x: float, y: float, label=None) -> dict:
+    """The decode of the code that a map position (x, y, the map's own units: /export_codes' map_x, map_y) stands
+    for (explorer.mapdata.code_at), and that code's distance to the nearest atlas code (1 = a typical gap)."""
+    from .mapdata import code_at
+
+    (view,) = pair(b, (name, name))[:1]
+    try:
+        p = np.array([[float(x), float(y)]], np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"a map position is two numbers, got {x!r}, {y!r}.") from None
+    if not np.isfinite(p).all():
+        raise InputError(f"a map position is two finite numbers, got {x!r}, {y!r}.")
+    z = code_at(p, view.map_xy, view.codes, view.latent_dim == 2)
+    dist = float(distance_report(view, z)[0])
+    image = view.decode(z, as_label(view, label))[0]
+    return {"z": z[0].tolist(), "distance": dist, "image": image,
+            "text": f"{view.title} at map ({float(x):.3g}, {float(y):.3g}): distance to the nearest atlas code "
+                    f"{dist:.2f} (1 = a typical gap between data codes)."}
+
+
+def select_points(b: DatasetBundle, indices, max_images: int = 120) -> dict:
+    """A selection of atlas points (indices): its class histogram and a gallery of its first max_images images."""
+    from .mapdata import selection
+
+    if b.images is None:
+        raise LookupError(f"{b.title}: atlas.npz is missing.")
+    sel = selection(b.labels, b.class_names, indices)
+    idx = sel["indices"]
+    shown = idx[:max_images]
+    sel["images"] = [upscale(b.images[i], show_factor(b.format) // 2 or 1) for i in shown]
+    sel["captions"] = [f"#{i} · {b.class_names[int(b.labels[i])]}" for i in shown]
+    counts = ", ".join(f"{k}: {v}" for k, v in sel["histogram"].items() if v)
+    sel["text"] = (f"**{len(idx)} atlas images selected**" + (f" (the first {len(shown)} shown)" if len(idx) > len(shown)
+                                                             else "") + (f". Classes: {counts}." if idx else "."))
+    return sel
+
+
 def manifold(b: DatasetBundle, n: int = 15, image=None, names=("ae-2", "vae-2"), label=None) -> dict:
     """Decoded grid over each 2-D model's latent plane (its atlas codes' 0.5%..99.5% box), and its scatter."""
     if not (3 <= int(n) <= 30):

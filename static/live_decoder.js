@@ -233,6 +233,16 @@
     }
   }
 
+  // For the latent map (static/latent_map.js): a decoder by its URL (TensorFlow.js loads with the first one), and
+  // one code decoded onto a canvas.
+  live.decoder = async (url) => {
+    await loadTf();
+    if (typeof tf === "undefined") throw new Error("TensorFlow.js did not load");
+    if (tf.getBackend() !== "cpu") await tf.setBackend("cpu");
+    return (live.decoders[url] = live.decoders[url] || loadDecoder(url));
+  };
+  live.decodeTo = (canvas, dec, z) => draw(canvas, run(dec, Float32Array.from(z)), dec.shape);
+
   // The server sends the decoders of the current pair (Gradio js event, on load and on a new dataset or pair). They
   // are fetched when the sliders are on screen: now, if they are, or else when the tab opens (live.sync).
   live.load = (spec) => {
