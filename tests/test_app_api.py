@@ -45,7 +45,7 @@ def test_startup_and_endpoints(app, client):
     expected = {"/init", "/set_dataset", "/gallery_select", "/pick_test", "/random_test", "/use_upload", "/use_drawing",
                 "/reconstruct", "/sample", "/set_a", "/set_b", "/random_b", "/interpolate", "/sliders_from_input",
                 "/slide", "/noop", "/place_on_map", "/show_point", "/click_a", "/click_b", "/click_ae_2",
-                "/click_vae_2", "/manifold", "/set_pair"}
+                "/click_vae_2", "/manifold", "/set_pair", "/select_points", "/decode_at"}
     assert expected <= names, expected - names
     assert unexpected_tracebacks(app.log()) == []
 
@@ -165,8 +165,59 @@ def test_slider_out_of_range_is_refused_and_server_keeps_serving(app, client, di
     assert unexpected_tracebacks(app.log()) == []
 
 
+def test_the_interactive_maps_spec_names_files_that_hold_the_atlas(app, client, digit, atlas):
+    """/place_on_map's 4th output is what the page's WebGL map reads: per model a points file with the atlas' map
+    positions and codes (as the CSV export has them), its density picture and decoder, and the input's place."""
+    import json
+    import urllib.request
+
+    from safetensors.numpy import load
+
+    *_, spec = client.predict("mnist", handle_file(digit), api_name="/place_on_map")
+    spec = json.loads(spec)
+    assert spec["dataset"] == "mnist" and [m["key"] for m in spec["models"]] == ["ae-16", "vae-16"]
+    get = lambda url: urllib.request.urlopen(app.url + url, timeout=30).read()  # noqa: E731
+    for m in spec["models"]:
+        points = load(get(m["points"]))
+        np.testing.assert_array_equal(points["labels"], atlas["labels"].astype(np.float32))
+        assert points["xy"].shape == (len(atlas["labels"]), 2) and points["codes"].shape == (len(atlas["labels"]), 16)
+        assert (points["spread"] > 0).all() == m["vae"]
+        assert get(m["density"])[:4] == b"\x89PNG" and m["decoder"].endswith(".safetensors")
+        assert len(m["current"]) == 2
+    sheet = np.asarray(Image.open(io.BytesIO(get(spec["sprite"]["url"]))))
+    cols, (h, w) = spec["sprite"]["cols"], spec["sprite"]["size"]
+    i = 1234
+    np.testing.assert_array_equal(sheet[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w],
+                                  atlas["images"][i])
+
+
+def test_a_selections_class_histogram_and_a_decoded_map_position(client, atlas):
+    from explorer.latent import nn_distance_quantiles
+
+    indices = [5, 17, 17, 300, 4999, 42]
+    gallery, text, sel = client.predict("mnist", ", ".join(map(str, indices)), api_name="/select_points")
+    want = np.bincount(atlas["labels"][[5, 17, 300, 4999, 42]], minlength=10)
+    assert sel["indices"] == [5, 17, 300, 4999, 42]  # in order, without the repeat
+    assert [sel["histogram"][str(c)] for c in range(10)] == want.tolist()
+    assert len(gallery) == 5 and "5 atlas images selected" in text
+    with pytest.raises(AppError, match="whole numbers in 0..4999"):
+        client.predict("mnist", "3, 5000", api_name="/select_points")
+    with pytest.raises(AppError, match="whole numbers"):
+        client.predict("mnist", "3, x", api_name="/select_points")
+    # a 2-D model's map is its plane: the position is the code itself, its distance the nearest atlas code's
+    with np.load(checkpoint_root() / "mnist" / "atlas.npz") as f:
+        codes = f["ae-2__mean"].astype(np.float64)
+    img, info, text = client.predict("mnist", "ae-2", 0.5, -1.0, 0, api_name="/decode_at")
+    assert info["z"] == pytest.approx([0.5, -1.0], abs=1e-6)
+    gap = nn_distance_quantiles(codes)[0]  # the app's unit: the median gap between atlas codes
+    assert info["distance"] == pytest.approx(np.sqrt(((codes - [0.5, -1.0]) ** 2).sum(1)).min() / gap, rel=1e-4)
+    assert read(img).shape == (28, 28)
+    with pytest.raises(AppError, match="no model 'ae-99'"):
+        client.predict("mnist", "ae-99", 0.0, 0.0, 0, api_name="/decode_at")
+
+
 def test_place_on_map_and_points(client, digit, atlas):
-    ae_map, vae_map, text = client.predict("mnist", handle_file(digit), api_name="/place_on_map")
+    ae_map, vae_map, text, spec = client.predict("mnist", handle_file(digit), api_name="/place_on_map")
     ae_map, vae_map = read(ae_map), read(vae_map)
     assert ae_map.shape == vae_map.shape == (360, 360, 3)
     assert "ms" in text and "no UMAP" in text

@@ -87,7 +87,7 @@ def shot(pg, name: str) -> None:
 
 # Each tab's first own picture or plot (what a person looks at first there).
 FIRST_CONTENT = {"Reconstruct": "#rec-a", "Sample": "#smp-a", "Interpolate": "#int-a", "Latent sliders": "#a-s0",
-                 "Latent map": "#map-a", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Disentanglement": "#tv-a", "Scorecard": "#sc-answer",
+                 "Latent map": "#imap", "Impute": "#imp-masked", "Anomaly": "#an-ae-plot", "Disentanglement": "#tv-a", "Scorecard": "#sc-answer",
                  "Diagnostics": "#dg-summary", "Playground": "#pg-intro"}
 FILLED = """(sel) => { const el = document.querySelector(sel); if (!el || el.offsetParent === null) return false;
   const img = el.querySelector('img'); if (img) return img.complete && img.naturalWidth > 0;
@@ -265,21 +265,159 @@ def screen_pixels(loc) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(loc.screenshot())).convert("RGB"), np.int16)
 
 
-def test_click_on_the_map(page):
-    open_tab(page, "Latent map")
-    wait_src(page, "#map-a")
-    wait_src(page, "#mf-vae")
-    img = page.locator("#map-a img").first
-    box = img.bounding_box()
-    old = src(page, "#pt-img")
-    img.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
-    wait_src(page, "#pt-img", old)
-    first = pixels(page, "#pt-a")
-    old = src(page, "#pt-img")
-    img.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.65})
-    wait_src(page, "#pt-img", old)
-    assert differs(first, pixels(page, "#pt-a"))
-    shot(page, "tab-map")
+MAP_LIVE = "() => window.latentMap && window.latentMap.live && window.latentMap.loads > 0"
+
+
+def atlas_of(dataset: str = "mnist") -> dict:
+    from explorer.catalog import checkpoint_root
+
+    with np.load(checkpoint_root() / dataset / "atlas.npz") as f:
+        return {k: f[k] for k in ("images", "labels", "ae-2__mean")}
+
+
+def screen_of(pg, slot: str, indices) -> np.ndarray:
+    """Where the page's WebGL map draws atlas points, in page pixels, (M, 2)."""
+    return np.array(pg.evaluate("""([slot, idx]) => { const P = latentMap.plots[slot];
+        const r = P.canvas.getBoundingClientRect();
+        return idx.map((i) => { const s = P.plot.getScreenPosition(i); return [r.left + s[0], r.top + s[1]]; }); }""",
+                                [slot, [int(i) for i in indices]]))
+
+
+def open_map(pg) -> None:
+    open_tab(pg, "Latent map")
+    pg.wait_for_function(MAP_LIVE)
+    pg.locator('.imap-pane[data-slot="a"] .imap-canvas').scroll_into_view_if_needed()
+    time.sleep(0.5)
+
+
+def canvas_pixels(pg, sel: str) -> np.ndarray:
+    """A canvas' own pixels (its width x height), grey from the red channel, (H, W)."""
+    data = pg.evaluate("""(sel) => { const c = document.querySelector(sel);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height); return [c.height, c.width, Array.from(d.data)]; }""", sel)
+    return np.array(data[2], np.int16).reshape(data[0], data[1], 4)[..., 0]
+
+
+def inside(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which points lie inside a polygon (both in page pixels)."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    x0, y0, x1, y1 = poly[:, 0], poly[:, 1], np.roll(poly[:, 0], -1), np.roll(poly[:, 1], -1)
+    crosses = ((y0 > y) != (y1 > y)) & (x < (x1 - x0) * (y - y0) / (y1 - y0 + 1e-12) + x0)
+    return crosses.sum(1) % 2 == 1
+
+
+def edge_distance(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    a, b = poly, np.roll(poly, -1, axis=0)
+    ab = b - a
+    t = np.clip(((points[:, None] - a) * ab).sum(-1) / ((ab ** 2).sum(-1) + 1e-12), 0, 1)
+    return np.sqrt((((a + t[..., None] * ab) - points[:, None]) ** 2).sum(-1)).min(1)
+
+
+def test_the_map_hover_shows_the_atlas_image_and_a_click_makes_it_the_input(page):
+    open_map(page)
+    atlas = atlas_of()
+    for i in (3, 777, 2024):
+        x, y = screen_of(page, "a", [i])[0]
+        page.mouse.move(x, y)
+        page.wait_for_function("() => latentMap.hovered.a !== null")
+        shown = page.evaluate("() => latentMap.hovered.a")  # the point under the cursor (i, or one drawn on it)
+        assert np.abs(screen_of(page, "a", [shown])[0] - [x, y]).max() <= 4
+        np.testing.assert_array_equal(canvas_pixels(page, '.imap-pane[data-slot="a"] .imap-tip canvas'),
+                                      atlas["images"][shown])
+        assert page.locator('.imap-pane[data-slot="a"] .imap-tip span').inner_text().startswith(f"#{shown} ·")
+    old = src(page, "#current")
+    x, y = screen_of(page, "b", [1500])[0]
+    page.mouse.move(x, y)
+    picked = page.evaluate("() => latentMap.hovered.b")
+    page.mouse.click(x, y)
+    wait_src(page, "#current", old)
+    page.wait_for_function("(i) => document.querySelector('#pt-text').innerText.includes('Atlas image ' + i + ':')",
+                           arg=picked)
+    assert page.evaluate("() => latentMap.plots.a.plot.get('selectedPoints')") == [picked]  # marked on both maps
+
+
+def test_a_lasso_selects_the_points_inside_it_on_both_maps(page):
+    open_map(page)
+    page.keyboard.press("Escape")
+    box = page.locator('.imap-pane[data-slot="a"] .imap-canvas').bounding_box()
+    w, h = box["width"], box["height"]
+    poly = np.array([[0.25, 0.3], [0.7, 0.25], [0.65, 0.7], [0.4, 0.55], [0.3, 0.7]]) * [w, h] + [box["x"], box["y"]]
+    page.keyboard.down("Shift")
+    page.mouse.move(*poly[0])
+    page.mouse.down()
+    for p in [*poly[1:], poly[0]]:
+        page.mouse.move(*p, steps=15)
+        time.sleep(0.05)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_function("() => latentMap.selection.length > 0")
+    selected = set(page.evaluate("() => latentMap.selection"))
+    n = page.evaluate("() => latentMap.plots.a.data.n")
+    pts = screen_of(page, "a", range(n))
+    within, near_edge = inside(pts, poly), edge_distance(pts, poly) <= 4  # the lasso samples the path every few px
+    assert set(np.nonzero(within & ~near_edge)[0]) <= selected
+    assert selected <= set(np.nonzero(within | near_edge)[0])
+    assert len(selected) > 100
+    assert set(page.evaluate("() => latentMap.plots.b.plot.get('selectedPoints')")) == selected  # linked
+    page.wait_for_function("(n) => document.querySelector('#sel-text').innerText.startsWith(n + ' atlas images')",
+                           arg=len(selected))
+    counts = np.bincount(atlas_of()["labels"][sorted(selected)], minlength=10)
+    text = page.locator("#sel-text").inner_text()
+    assert all(f"{c}: {k}" in text for c, k in enumerate(counts) if k)
+    shot(page, "tab-map-lasso")
+    page.keyboard.press("Escape")
+
+
+def test_decode_under_the_cursor_on_a_2d_model_equals_the_servers(page, client):
+    open_map(page)
+    choose(page, "#model-a", "AE-2")
+    page.wait_for_function("() => latentMap.spec.models[0].key === 'ae-2' && latentMap.plots.a.model.key === 'ae-2'"
+                           " && latentMap.plots.a.data.dim === 2")
+    time.sleep(0.5)
+    atlas = atlas_of()
+    x, y = screen_of(page, "a", [10])[0]
+    for dx, dy in ((0, 0), (37, -23)):
+        before = page.evaluate("() => latentMap.decodes")
+        page.mouse.move(x + dx, y + dy)
+        page.wait_for_function("(n) => latentMap.decodes > n", arg=before)
+        at = page.evaluate("() => latentMap.lastDecode.a")
+        if (dx, dy) == (0, 0):  # the cursor on atlas point 10: the map position is that point's code
+            span = np.ptp(atlas["ae-2__mean"], axis=0)
+            assert np.abs(np.array([at["x"], at["y"]]) - atlas["ae-2__mean"][10]).max() <= 0.02 * span.max()
+        img, info, _ = client.predict("mnist", "ae-2", at["x"], at["y"], 0, api_name="/decode_at")
+        server = np.asarray(Image.open(img).convert("L"), np.int16)
+        assert np.abs(canvas_pixels(page, '.imap-pane[data-slot="a"] .imap-decode') - server).max() <= 1
+        assert info["distance"] == pytest.approx(at["distance"], rel=1e-3, abs=1e-3)
+    choose(page, "#model-a", "AE-16")
+    page.wait_for_function("() => latentMap.plots.a.model.key === 'ae-16'")
+
+
+def test_without_the_map_script_the_png_maps_and_their_clicks_remain(app, page):
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a second visitor
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.route("**/regl-scatterplot.min.js", lambda route: route.abort())
+        pg.goto(app.url)
+        wait_src(pg, "#current")
+        open_tab(pg, "Latent map")
+        wait_src(pg, "#map-a")
+        wait_src(pg, "#mf-vae")
+        time.sleep(1.0)
+        assert pg.evaluate("() => !document.body.classList.contains('imap-live') && !(window.latentMap || {}).live")
+        assert pg.locator("#map-a").is_visible() and not pg.locator("#imap").is_visible()
+        img = pg.locator("#map-a img").first
+        box = img.bounding_box()
+        old = src(pg, "#pt-img")
+        img.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+        wait_src(pg, "#pt-img", old)
+        first = pixels(pg, "#pt-a")
+        old = src(pg, "#pt-img")
+        img.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.65})
+        wait_src(pg, "#pt-img", old)
+        assert differs(first, pixels(pg, "#pt-a"))
+        shot(pg, "tab-map")
+    finally:
+        context.close()
 
 
 def test_draw_on_the_sketchpad(page):
@@ -487,16 +625,17 @@ def test_diagnostics_tab_plots_and_a_download(page):
 
 
 def test_switch_dataset(page):
-    open_tab(page, "Latent map")
-    wait_src(page, "#map-b")
-    before_cur, before_map = pixels(page, "#current"), pixels(page, "#map-b")
-    old_cur, old_map = src(page, "#current"), src(page, "#map-b")
+    open_map(page)
+    pane = page.locator('.imap-pane[data-slot="b"] .imap-plot')
+    before_cur, before_map = pixels(page, "#current"), screen_pixels(pane)
+    old_cur = src(page, "#current")
     page.get_by_role("radio", name="Fashion-MNIST", exact=True).check()
     wait_src(page, "#current", old_cur)
-    wait_src(page, "#map-b", old_map)
+    page.wait_for_function("() => latentMap.spec.dataset === 'fashion-mnist' && latentMap.plots.b.url"
+                           " && latentMap.plots.b.url.includes('fashion-mnist')")
     time.sleep(1.0)
     assert differs(before_cur, pixels(page, "#current"))
-    assert differs(before_map, pixels(page, "#map-b"))
+    assert differs(before_map, screen_pixels(pane))
     assert "Trouser" in page.locator("#legend").inner_text()
     page.wait_for_function("() => { const s = window.latentLive.pending || window.latentLive.spec; "
                            "return s && s.dataset === 'fashion-mnist'; }")

@@ -385,3 +385,61 @@ def test_shipped_cvae_samples_the_chosen_class(bundles, key):
             hits.append((judge(images).argmax(1) == c).float().mean().item())
     assert np.mean(hits) > CLASS_FOLLOWING[key], hits  # chance is 0.1
     assert min(hits) > 0.1, hits  # every class above chance
+
+
+# ---- the interactive map's data (explorer/mapdata.py) --------------------------------------------------------
+def test_the_code_of_a_map_position_is_the_inverse_distance_mean_of_its_nearest_points_codes():
+    from explorer import mapdata
+
+    rng = np.random.default_rng(0)
+    xy, codes = rng.normal(size=(300, 2)), rng.normal(size=(300, 16))
+    p = np.array([[0.3, -0.2], [2.0, 1.0]])
+    got = mapdata.code_at(p, xy, codes, plane=False)
+    for row, q in zip(got, p):  # by hand: the 10 nearest on the map, weights 1 / distance
+        d = np.sqrt(((xy - q) ** 2).sum(1))
+        nn = np.argsort(d)[:10]
+        w = 1 / (d[nn] + 1e-6)
+        np.testing.assert_allclose(row, (w[:, None] * codes[nn]).sum(0) / w.sum(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mapdata.code_at(xy[:3], xy, codes, plane=False, k=1), codes[:3], atol=1e-6)
+    np.testing.assert_array_equal(mapdata.code_at(p, xy, codes[:, :2], plane=True), p.astype(np.float32))
+
+
+def test_the_density_under_the_map_matches_scipys_kernel_density():
+    from scipy.stats import gaussian_kde
+
+    from explorer import mapdata
+
+    rng = np.random.default_rng(1)
+    xy = np.concatenate([rng.normal([0, 0], 0.3, (400, 2)), rng.normal([3, 1], 0.6, (600, 2))])
+    lo, hi = mapdata.bounds(xy)
+    n = 60
+    grid = mapdata.kde_grid(xy, lo, hi, size=n)
+    cx = lo[0] + (np.arange(n) + 0.5) / n * (hi[0] - lo[0])
+    cy = hi[1] - (np.arange(n) + 0.5) / n * (hi[1] - lo[1])  # row 0 at the top
+    gx, gy = np.meshgrid(cx, cy)
+    ref = gaussian_kde(xy.T, bw_method="scott")(np.stack([gx.ravel(), gy.ravel()])).reshape(n, n)
+    assert np.corrcoef(grid.ravel(), ref.ravel())[0, 1] > 0.97
+    assert grid.max() == pytest.approx(1.0)
+    prior = mapdata.prior_grid(np.array([-3.0, -3.0]), np.array([3.0, 3.0]), size=61)
+    assert np.unravel_index(prior.argmax(), prior.shape) == (30, 30)  # N(0, I) peaks at the origin
+
+
+def test_the_sprite_sheet_holds_image_i_at_its_tile_and_a_selection_counts_its_classes():
+    from explorer import mapdata
+    from explorer.images import InputError
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (130, 5, 4), dtype=np.uint8)
+    sheet = np.asarray(Image.open(io.BytesIO(mapdata.sprite_png(images, cols=8))))
+    assert sheet.shape == (17 * 5, 8 * 4)
+    for i in (0, 9, 129):
+        r, c = divmod(i, 8)
+        np.testing.assert_array_equal(sheet[r * 5:(r + 1) * 5, c * 4:(c + 1) * 4], images[i])
+    labels = rng.integers(0, 3, 130)
+    sel = mapdata.selection(labels, ["a", "b", "c"], "4, 7 7,100")
+    assert sel["indices"] == [4, 7, 100]
+    assert list(sel["histogram"].values()) == np.bincount(labels[[4, 7, 100]], minlength=3).tolist()
+    assert mapdata.selection(labels, ["a", "b", "c"], [])["histogram"] == {"a": 0, "b": 0, "c": 0}
+    for bad in ("1, 130", "-1", "2.5", "x"):
+        with pytest.raises(InputError):
+            mapdata.parse_indices(bad, 130)
