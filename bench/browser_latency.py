@@ -1,6 +1,6 @@
 """Latency in a real browser: Debian's Chromium (Playwright) against the launched app.
 
-    python bench/browser_latency.py [--moves 40] [--drag-seconds 3] [--pages 2] [--only pages|sliders]
+    python bench/browser_latency.py [--moves 40] [--drag-seconds 3] [--pages 2] [--only pages|sliders|map]
 
 Prints, side by side in one run:
 - navigation -> first pictures: from the start of the navigation (performance.now() = 0) until the gallery's and the
@@ -15,6 +15,10 @@ Prints, side by side in one run:
 - the browser no-op floor: a click on the app's hidden no-op button until its answer is in the page: what
   any update through the server costs in this browser, before any work (the slider path before the page
   decoded moves itself was measured against it: 202 ms median vs 175 ms for the floor).
+- the interactive latent map (WebGL, software-rendered here): cursor move -> hover thumbnail shown and cursor move
+  -> decode under the cursor shown (median over --moves points; goals <= 50 ms), and frames drawn per second while
+  the map is panned with the mouse, over the atlas (5,000 points), 10,000 and 1,000,000 synthetic points (goal >= 30
+  frames/s at 10,000).
 All times are taken inside the page (performance.now()), so Playwright's own round trips do not count.
 """
 from __future__ import annotations
@@ -100,6 +104,7 @@ LIMIT_MS = 30_000
 DRAWN = """(selectors) => new Promise(resolve => {
   const drawn = sel => sel.split('||').some(one);  // "a||b": either one drawn
   const one = sel => {
+    if (sel === 'map') return !!(window.latentMap && latentMap.loads > 0 && latentMap.draws.a > 0 && latentMap.draws.b > 0);
     if (sel === 'live') return !!(window.latentLive && window.latentLive.frames > 0);  // the page's own decode drawn
     const el = document.querySelector(sel);
     if (!el || el.offsetParent === null) return false;
@@ -121,7 +126,7 @@ FIRST_PICTURES = ["#gallery", "#current"]
 # Each tab's own content: its pictures and plots (the first thing a person looks at there).
 TAB_CONTENT = {
     "Reconstruct": ["#rec-a", "#rec-b"], "Sample": ["#smp-a", "#smp-b"], "Interpolate": ["#int-a", "#int-b"],
-    "Latent sliders": ["#sl-a||live", "#sl-b||live"], "Latent map": ["#map-a", "#map-b"], "Impute": ["#imp-ae", "#imp-vae"],
+    "Latent sliders": ["#sl-a||live", "#sl-b||live"], "Latent map": ["map||#map-a", "map||#map-b"], "Impute": ["#imp-ae", "#imp-vae"],
     "Anomaly": ["#an-ae-plot", "#an-vae-plot"], "Scorecard": ["#sc-answer"],
     "Diagnostics": ["#dg-curves", "#dg-kl"],
 }
@@ -266,12 +271,69 @@ def drag(page, slider: str, seconds: float) -> tuple[float, float, int]:
     return len(shown) / dur, len(inputs) / dur, len(shown)
 
 
+def map_latency(page, moves: int, pan_seconds: float) -> dict:
+    """The interactive map: hover and decode-under-cursor latencies, and frames per second while panning."""
+    page.get_by_role("tab", name="Latent map", exact=True).click()
+    page.wait_for_function("() => window.latentMap && latentMap.live && latentMap.loads > 0", timeout=60_000)
+    page.locator('.imap-pane[data-slot="a"] .imap-canvas').scroll_into_view_if_needed()
+    time.sleep(1.0)
+    where = """(i) => { const P = latentMap.plots.a, r = P.canvas.getBoundingClientRect(), s = P.plot.getScreenPosition(i);
+                        return [r.left + s[0], r.top + s[1]]; }"""
+    n = page.evaluate("() => latentMap.plots.a.data.n")
+    for k, i in enumerate(np.linspace(0, n - 1, moves + 5).astype(int)):
+        if k == 5:  # after a warm-up (the decoder's first run, the sprite's first draw)
+            page.evaluate("() => { latentMap.hoverMs.length = 0; latentMap.decodeMs.length = 0; }")
+        page.mouse.move(*page.evaluate(where, int(i)))
+        page.wait_for_function("() => latentMap.hovered.a !== null", timeout=5_000)
+        time.sleep(0.15)
+    out = page.evaluate("() => ({hover: latentMap.hoverMs.slice(), decode: latentMap.decodeMs.slice()})")
+    box = page.locator('.imap-pane[data-slot="a"] .imap-canvas').bounding_box()
+
+    # A drag as a mouse makes it: a press on the map, then one move per frame (a real mouse reports at >= 60 Hz;
+    # Playwright's own moves arrive at ~30 a second here, which would cap the figure), in the page itself.
+    pan_js = """(seconds) => new Promise(resolve => {
+      const P = latentMap.plots.a, r = P.canvas.getBoundingClientRect(), cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+      const ev = (type, x, y, target) => target.dispatchEvent(new MouseEvent(type, {clientX: x, clientY: y, bubbles: true,
+                                                                                    buttons: type === 'mouseup' ? 0 : 1}));
+      ev('mousedown', cx, cy, P.canvas);
+      const t0 = performance.now(), d0 = latentMap.draws.a;
+      let k = 0;
+      const step = () => {
+        if (performance.now() - t0 > seconds * 1000) {
+          const fps = (latentMap.draws.a - d0) / ((performance.now() - t0) / 1000);
+          ev('mouseup', cx, cy, window);
+          P.plot.reset();
+          return resolve([fps, k / seconds]);
+        }
+        k++;
+        ev('mousemove', cx + 60 * Math.sin(k / 15), cy + 60 * Math.cos(k / 15), window);
+        requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    })"""
+
+    def pan() -> float:
+        fps, moves = page.evaluate(pan_js, pan_seconds)
+        out.setdefault("moves", []).append(moves)
+        return fps
+
+    out["fps"] = {n: pan()}
+    for size in (10_000, 1_000_000):
+        t = time.perf_counter()
+        page.evaluate("(n) => latentMap.benchPoints(n)", size)
+        out.setdefault("draw_s", {})[size] = time.perf_counter() - t
+        time.sleep(0.5)
+        out["fps"][size] = pan()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--moves", type=int, default=40, help="slider moves and no-op clicks (>= 30)")
     p.add_argument("--drag-seconds", type=float, default=3.0)
     p.add_argument("--pages", type=int, default=2, help="fresh pages per page-latency figure (median)")
-    p.add_argument("--only", choices=("pages", "sliders"), default=None, help="measure only one part")
+    p.add_argument("--only", choices=("pages", "sliders", "map"), default=None, help="measure only one part")
+    p.add_argument("--pan-seconds", type=float, default=3.0, help="seconds of panning the map per point count")
     p.add_argument("--settled", action="store_true",
                    help="click a tab once the page's load events are answered (default: once its first pictures show)")
     args = p.parse_args()
@@ -290,12 +352,14 @@ def main() -> None:
                 slider_move(page, "#b-s0", 1000 + i)
                 page.evaluate(NOOP)
             moves, noops = [], []
-            for i in range(args.moves if args.only != "pages" else 0):  # interleaved: both see the same machine
+            for i in range(args.moves if args.only not in ("pages", "map") else 0):  # interleaved: both see the same machine
                 moves.append(slider_move(page, "#b-s0", i))
                 noops.append(page.evaluate(NOOP))
             decode_ms = page.evaluate("() => window.latentLive.decodeMs.slice()") if live and moves else []
             rate, input_rate, n_shown = drag(page, "#b-s2", args.drag_seconds) if moves else (0, 0, 0)
-            first, tabs = page_latency(browser, app.url, args.pages, args.settled) if args.only != "sliders" else ([], {})
+            first, tabs = (page_latency(browser, app.url, args.pages, args.settled) if args.only in (None, "pages")
+                           else ([], {}))
+            imap = map_latency(page, args.moves, args.pan_seconds) if args.only in (None, "map") else None
             page_floor = floor_page(browser, args.pages) if first else []
             noops += [page.evaluate(NOOP) for _ in range(10)]  # the floor again, after the page loads
             browser.close()
@@ -314,6 +378,16 @@ def main() -> None:
         for name, ms in tabs.items():
             print(f"  tab {name!r}: click{' (page settled)' if args.settled else ' (at the first pictures)'} -> content drawn, median {statistics.median(ms) / 1000:.2f} s "
                   f"(max {max(ms) / 1000:.2f} s; goal <= 1 s): {statistics.median(ms) / floor:.1f}x the floor")
+    if imap:
+        print(f"latent map, cursor move -> hover thumbnail shown: median {statistics.median(imap['hover']):.1f} ms, "
+              f"p90 {pct(imap['hover'], 90):.1f} ms over {len(imap['hover'])} points (goal: median <= 50 ms)")
+        print(f"latent map, cursor move -> decode under the cursor shown: median {statistics.median(imap['decode']):.1f} "
+              f"ms, p90 {pct(imap['decode'], 90):.1f} ms over {len(imap['decode'])} moves (goal: median <= 50 ms)")
+        for (size, fps), moves in zip(imap["fps"].items(), imap["moves"]):
+            drawn = f"; first drawn {imap['draw_s'][size]:.2f} s after its points were given" if size in imap.get("draw_s", {}) else ""
+            print(f"latent map, panning {size:,} points{' (the atlas)' if size not in imap.get('draw_s', {}) else ''}: "
+                  f"{fps:.1f} frames/s from {moves:.0f} mouse moves/s{' (goal >= 30 at 10,000)' if size == 10_000 else ''}"
+                  f"{drawn}")
     if moves:
         shown_by = "the page's live canvas (decoded in the browser)" if live else "the server's image"
         print(f"new pixels shown by {shown_by}")

@@ -320,6 +320,7 @@
       if (other && other.data) other.plot.deselect({preventEvent: true});
     });
     canvas.addEventListener("mousemove", (e) => {
+      if (e.buttons) return;  // panning or drawing a lasso: no decode under the cursor
       lastMove = performance.now();
       P.cursor = [e.offsetX, e.offsetY];
       if (!P.decodeScheduled) {  // at most one decode a frame
