@@ -244,7 +244,9 @@ MAP_JS = "window.latentMap && window.latentMap.mount(element, {props, server, wa
 CSS = """
 #imap { display: none; }
 .imap-bar { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; font-size: var(--text-sm); }
-.imap-bar button { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 1px 8px; }
+.imap-bar button { border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 1px 8px;
+  font-size: var(--text-sm); font-weight: normal; }
+.imap-bar select { font-size: var(--text-sm); padding: 1px 4px; width: auto; }
 .imap-bar button.on { background: var(--color-accent-soft); }
 .imap-help { color: var(--body-text-color-subdued); }
 .imap-panes { display: flex; gap: 1rem; margin-top: .4rem; }
