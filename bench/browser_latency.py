@@ -287,7 +287,6 @@ def map_latency(page, moves: int, pan_seconds: float) -> dict:
         page.wait_for_function("() => latentMap.hovered.a !== null", timeout=5_000)
         time.sleep(0.15)
     out = page.evaluate("() => ({hover: latentMap.hoverMs.slice(), decode: latentMap.decodeMs.slice()})")
-    box = page.locator('.imap-pane[data-slot="a"] .imap-canvas').bounding_box()
 
     # A drag as a mouse makes it: a press on the map, then one move per frame (a real mouse reports at >= 60 Hz;
     # Playwright's own moves arrive at ~30 a second here, which would cap the figure), in the page itself.
