@@ -5,6 +5,7 @@ check compares pixels of element screenshots. Screenshots of every tab go to tes
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -238,15 +239,24 @@ def test_the_live_decoders_are_fetched_when_the_sliders_open(app, page):
         context.close()
 
 
-def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
-    """A browser that cannot run the live decoder (here: TensorFlow.js blocked) sees the server's decodes."""
-    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a second visitor
+@contextlib.contextmanager
+def visitor_without(app, page, script: str):
+    """A second visitor's page, on the app's first input, with one of the page's scripts blocked."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         pg = context.new_page()
         pg.set_default_timeout(TIMEOUT_MS)
-        pg.route("**/tf-core.min.js", lambda route: route.abort())
+        pg.route(f"**/{script}", lambda route: route.abort())
         pg.goto(app.url)
         wait_src(pg, "#current")
+        yield pg
+    finally:
+        context.close()
+
+
+def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
+    """A browser that cannot run the live decoder (here: TensorFlow.js blocked) sees the server's decodes."""
+    with visitor_without(app, page, "tf-core.min.js") as pg:
         open_tab(pg, "Latent sliders")
         wait_src(pg, "#sl-b")
         time.sleep(1.0)
@@ -259,8 +269,6 @@ def test_sliders_fall_back_to_the_server_without_the_live_decoder(app, page):
         pg.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # a click = a move + release
         wait_src(pg, "#sl-b", old)
         assert differs(before, pixels(pg, "#sl-b"))
-    finally:
-        context.close()
 
 
 def screen_pixels(loc) -> np.ndarray:
@@ -395,13 +403,7 @@ def test_decode_under_the_cursor_on_a_2d_model_equals_the_servers(page, client):
 
 
 def test_without_the_map_script_the_png_maps_and_their_clicks_remain(app, page):
-    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # a second visitor
-    try:
-        pg = context.new_page()
-        pg.set_default_timeout(TIMEOUT_MS)
-        pg.route("**/regl-scatterplot.min.js", lambda route: route.abort())
-        pg.goto(app.url)
-        wait_src(pg, "#current")
+    with visitor_without(app, page, "regl-scatterplot.min.js") as pg:
         open_tab(pg, "Latent map")
         wait_src(pg, "#map-a")
         wait_src(pg, "#mf-vae")
@@ -419,8 +421,6 @@ def test_without_the_map_script_the_png_maps_and_their_clicks_remain(app, page):
         wait_src(pg, "#pt-img", old)
         assert differs(first, pixels(pg, "#pt-a"))
         shot(pg, "tab-map")
-    finally:
-        context.close()
 
 
 def test_draw_on_the_sketchpad(page):
