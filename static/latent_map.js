@@ -33,17 +33,9 @@
                 "#fde725"];  // viridis, low -> high
   const push = (arr, v) => { arr.push(v); if (arr.length > 500) arr.shift(); };
 
-  function parseSafetensors(buf) {
-    const n = Number(new DataView(buf).getBigUint64(0, true));
-    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
-    const out = {};
-    for (const [name, t] of Object.entries(header)) {
-      if (name === "__metadata__") continue;
-      if (t.dtype !== "F32") throw new Error(`unsupported dtype ${t.dtype} for ${name}`);
-      out[name] = {data: new Float32Array(buf.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])),
-                   shape: t.shape};
-    }
-    return {tensors: out, meta: JSON.parse(header.__metadata__.meta)};
+  function parseSafetensors(buf) {  // static/live_decoder.js reads the file; the map's metadata is JSON in "meta"
+    const {tensors, meta} = window.latentLive.readSafetensors(buf);
+    return {tensors, meta: JSON.parse(meta.meta)};
   }
 
   // Show the WebGL maps instead of the server's PNG maps (a style of our own: !important beats the app's

@@ -28,8 +28,9 @@
     return out;
   }
 
-  // safetensors: 8-byte little-endian header size, a JSON header, then the raw tensors.
-  function parseSafetensors(buf) {
+  // safetensors: 8-byte little-endian header size, a JSON header, then the raw tensors. Each tensor as float32
+  // ({data, shape}); the metadata as written. Shared with static/latent_map.js (latentLive.readSafetensors).
+  function readSafetensors(buf) {
     const n = Number(new DataView(buf).getBigUint64(0, true));
     const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
     const tensors = {};
@@ -39,9 +40,16 @@
       const data = t.dtype === "F16" ? halfToFloat(new Uint16Array(bytes))
                  : t.dtype === "F32" ? new Float32Array(bytes) : null;
       if (!data) throw new Error(`unsupported dtype ${t.dtype} for ${name}`);
-      tensors[name] = tf.tensor(data, t.shape);
+      tensors[name] = {data, shape: t.shape};
     }
     return {tensors, meta: header.__metadata__};
+  }
+  live.readSafetensors = readSafetensors;
+
+  function parseSafetensors(buf) {  // as TensorFlow.js tensors
+    const {tensors, meta} = readSafetensors(buf);
+    for (const [name, t] of Object.entries(tensors)) tensors[name] = tf.tensor(t.data, t.shape);
+    return {tensors, meta};
   }
 
   async function loadDecoder(url) {
