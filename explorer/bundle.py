@@ -151,6 +151,7 @@ class DatasetBundle:
     models: dict[str, ModelView] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     scorecard: dict | None = None  # scorecard.json (training/scorecard.py), read by the Scorecard and Anomaly tabs
+    sweep: dict | None = None  # sweep.json (training/sweep.py): the Scorecard tab's latent-size section
     factors: np.ndarray | None = None  # (N, K) int64: the atlas images' known factors of variation, if any
     factor_names: list[str] = field(default_factory=list)
     _atlas: dict | None = field(default=None, repr=False)  # every array of atlas.npz
@@ -210,6 +211,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     b = DatasetBundle(key=key, root=root / key, info=read_info(root / key))
     atlas = b._atlas = _read_atlas(b)  # kept: models named later load from it (load_more)
     b.scorecard = scorecard.load(b.root / "scorecard.json")
+    b.sweep = scorecard.load(b.root / "sweep.json")
     if atlas is None:
         b.images = None
     names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else sorted(set(names) | set(b.pair))

@@ -316,3 +316,63 @@ def decision(card: dict, goal: str, titles: dict[str, str] | None = None) -> str
                      f"better): **{title(better)}**.")
     lines.append(f"{len(values)} models of {dim}-D measured; every figure is in the table below.")
     return "\n\n".join(lines)
+
+
+# ---- the latent-size sweep (training/sweep.py, sweep.json) ---------------------------------------
+SWEEP_DEFAULT = "val_loss"
+
+
+def sweep_figures(sweep: dict) -> list[tuple[str, str]]:
+    """(label, key) of each figure of a sweep, for a dropdown."""
+    return [(sweep["figures"][key]["label"], key) for key in figure_order(sweep)]
+
+
+def figure_order(sweep: dict) -> list[str]:
+    return sweep.get("figure_order") or list(sweep["figures"])
+
+
+def sweep_frame(sweep: dict, figure: str):
+    """One figure of the sweep against the latent size: columns log2_d, d, value, model (one line per kind)."""
+    import math
+
+    import pandas as pd
+
+    if figure not in sweep["figures"]:
+        raise ValueError(f"figure must be one of {list(sweep['figures'])}, got {figure!r}.")
+    rows = [{"log2_d": math.log2(r["latent_dim"]), "d": r["latent_dim"], "value": float(r[figure]),
+             "model": r["kind"].upper()}
+            for r in sorted(sweep["rows"], key=lambda r: (r["kind"], r["latent_dim"])) if r.get(figure) is not None]
+    return pd.DataFrame(rows, columns=["log2_d", "d", "value", "model"])
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4f}" if abs(v) < 1 else f"{v:.1f}"
+
+
+def sweep_markdown(sweep: dict) -> str:
+    """The sweep's table (one row per kind and d) and the budget check, as markdown."""
+    p = sweep["protocol"]
+    figs = figure_order(sweep)
+    head = (f"Computed by `python -m training.sweep --dataset {sweep['dataset']}` ({sweep['seconds'] / 60:.0f} min on "
+            f"{p['threads']} thread(s)): one AE and one VAE per latent size d, the same MLP backbone "
+            f"({p['recipe']['hidden_layers']} × {p['recipe']['hidden_dim']} hidden units) and recipe, {p['epochs']} "
+            f"epochs each. Test figures on {p['eval_images']:,} test images; the held-out loss is on the validation "
+            f"split of the training set, the seed's cross-validation.\n\n")
+    lines = ["| model | d | " + " | ".join(sweep["figures"][f]["label"] for f in figs) + " |",
+             "|" + "---|" * (len(figs) + 2)]
+    for r in sorted(sweep["rows"], key=lambda r: (r["kind"], r["latent_dim"])):
+        lines.append(f"| {r['kind'].upper()} | {r['latent_dim']} | " + " | ".join(_fmt(r.get(f)) for f in figs) + " |")
+    text = head + "\n".join(lines)
+    check = sweep.get("budget_check")
+    if check:
+        stable = [sweep["figures"][f]["label"] for f in check["stable_figures"]]
+        unstable = [sweep["figures"][f]["label"] for f in check["unstable_figures"]]
+        text += (f"\n\n**Budget check** (d = {check['latent_dim']} trained for {check['epochs'][0]} and "
+                 f"{check['epochs'][-1]} epochs): the AE–VAE order and each kind's rank among the d's stay the same "
+                 f"for {len(stable)} of {len(stable) + len(unstable)} figures"
+                 + (f"; they change for: {', '.join(unstable)}." if unstable else "."))
+    return text

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .backbones import BACKBONES
+from .backbones import BACKBONES, act
 from .config import ModelConfig
 from .flow import IAF, FlowPosterior
 from .likelihood import log_likelihood, mean_image, sample_pixels
@@ -80,6 +80,10 @@ class Autoencoder(nn.Module):
                      if config.flow == "iaf" else None)
         self.prior = PRIORS[config.prior](config.latent_dim, components=config.prior_components,
                                           image_shape=(config.image_channels, config.image_size, config.image_size))
+        # M2's q(y|x): a hidden layer on the encoder's features, which come before the label is joined to them.
+        self.classifier = (nn.Sequential(nn.Linear(self.encoder.out_dim, config.hidden_dim), act(config),
+                                         nn.Linear(config.hidden_dim, config.num_classes))
+                           if config.semi_supervised else None)
 
     # ---- the public interface -------------------------------------------------------------
     def one_hot(self, labels: Tensor | None, like: Tensor) -> Tensor:
@@ -103,7 +107,11 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: Tensor, labels: Tensor | None = None) -> DiagonalGaussian | PointMass | FlowPosterior:
         """x: (B, C, H, W) in [0, 1] -> posterior q(z|x) over (B, latent_dim)."""
-        h = self.to_latent(self._join_label(self.encoder(x), labels))
+        return self._posterior(self.encoder(x), labels)
+
+    def _posterior(self, features: Tensor, labels: Tensor | None) -> DiagonalGaussian | PointMass | FlowPosterior:
+        """The encoder's features (B, F) (and a conditional model's labels) -> q(z|x) (or q(z|x, y))."""
+        h = self.to_latent(self._join_label(features, labels))
         d = self.config.latent_dim
         if not self.config.is_variational:
             return PointMass(h)
@@ -180,6 +188,54 @@ class Autoencoder(nn.Module):
     def closed_form_kl(self) -> bool:
         """True when KL(q(z|x) || p(z)) has a closed form: an AE (0), or a Gaussian q with the N(0, I) prior."""
         return not self.config.is_variational or (self.config.prior == "standard" and self.config.flow == "none")
+
+    def classify(self, x: Tensor) -> Tensor:
+        """M2's q(y|x): x (B, C, H, W) -> class logits (B, num_classes). Only a semi-supervised model has one."""
+        if self.classifier is None:
+            raise ValueError("only a semi-supervised model (M2) has a classifier q(y|x)")
+        return self.classifier(self.encoder(x))
+
+    def _neg_elbo_terms(self, features: Tensor, x: Tensor, labels: Tensor, generator) -> tuple[Tensor, Tensor]:
+        """-log p(x|y, z) and KL(q(z|x, y) || p(z)) per image, (B,) each, at one z ~ q(z|x, y)."""
+        posterior = self._posterior(features, labels)
+        z = posterior.sample(generator)
+        return -self.log_likelihood(self.decode(z, labels), x), self.kl(posterior, z)
+
+    def semi_supervised_loss(self, x_labelled: Tensor, labels: Tensor, x_unlabelled: Tensor, *,
+                             class_weight: float, beta: float = 1.0,
+                             generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """M2's objective (Kingma et al. 2014, "Semi-supervised learning with deep generative models", eqs. 6-9),
+        each part averaged over its images:
+
+            L(x, y) = -log p(x|y, z) + beta * KL(q(z|x, y) || p(z)) - log p(y),   z ~ q(z|x, y), p(y) uniform
+            labelled (x, y):  L(x, y) + class_weight * (-log q(y|x))
+            unlabelled x:     U(x) = sum_y q(y|x) L(x, y) - H(q(y|x))
+
+        loss = mean L(x, y) + mean U(x) + class_weight * mean(-log q(y|x)); with beta = 1, L is -ELBO of
+        log p(x, y) and U is -ELBO of log p(x). Terms: loss, recon and kl (the unlabelled images', expected under
+        q(y|x)), labelled (mean L), unlabelled (mean U), entropy (mean H(q(y|x))), class_loss and class_error
+        (of q(y|x) on the labelled batch)."""
+        k = self.config.num_classes
+        log_py = -math.log(k)
+        h_l = self.encoder(x_labelled)
+        recon_l, kl_l = self._neg_elbo_terms(h_l, x_labelled, labels, generator)
+        labelled = (recon_l + beta * kl_l).mean() - log_py
+        logits_l = self.classifier(h_l)
+        class_loss = F.cross_entropy(logits_l, labels)
+        h_u = self.encoder(x_unlabelled)
+        b = len(x_unlabelled)
+        log_q = F.log_softmax(self.classifier(h_u), dim=1)  # (B, K)
+        q = log_q.exp()
+        every = torch.arange(k, device=x_unlabelled.device).repeat_interleave(b)  # (K * B,): class-major
+        recon_u, kl_u = self._neg_elbo_terms(h_u.repeat(k, 1), x_unlabelled.repeat(k, *([1] * (x_unlabelled.dim() - 1))),
+                                             every, generator)
+        per_class = (recon_u + beta * kl_u).view(k, b).T - log_py  # (B, K): L(x, y) for every y
+        entropy = -(q * log_q).sum(1)
+        unlabelled = ((q * per_class).sum(1) - entropy).mean()
+        return {"loss": labelled + unlabelled + class_weight * class_loss,
+                "recon": (q * recon_u.view(k, b).T).sum(1).mean(), "kl": (q * kl_u.view(k, b).T).sum(1).mean(),
+                "labelled": labelled, "unlabelled": unlabelled, "entropy": entropy.mean(), "class_loss": class_loss,
+                "class_error": (logits_l.argmax(1) != labels).float().mean()}
 
     def forward(self, x: Tensor, sample_posterior: bool = False, generator: torch.Generator | None = None,
                 labels: Tensor | None = None) -> Tensor:

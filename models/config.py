@@ -60,6 +60,10 @@ class ModelConfig(JsonConfig):
     # Class-conditional model (CVAE, Sohn et al. 2015): the label goes into the encoder and the decoder.
     conditional: bool = field(default=False, metadata={"help": "condition encoder and decoder on the class label"})
     num_classes: int = field(default=10, metadata={"help": "conditional: number of classes"})
+    # Semi-supervised VAE (M2, Kingma et al. 2014): the CVAE plus a classifier q(y|x), which stands in for the label
+    # of an unlabelled image (y summed out under it). Absent from older config.json files: none had it.
+    semi_supervised: bool = field(default=False, metadata={
+        "help": "M2: a conditional VAE with a classifier head q(y|x); trains on labelled and unlabelled images"})
     # Shown in the app's pickers; absent (empty) for models that carry none.
     title: str = field(default="", metadata={"help": "short human name, e.g. 'VampPrior VAE-16'"})
     description: str = field(default="", metadata={"help": "one sentence on what the model is"})
@@ -93,6 +97,9 @@ class ModelConfig(JsonConfig):
             raise ValueError(f"prior {self.prior!r} needs bottleneck 'vae': an AE has no prior")
         if self.flow != "none" and not self.is_variational:
             raise ValueError(f"flow {self.flow!r} needs bottleneck 'vae': an AE has no posterior to transform")
+        if self.semi_supervised and not (self.conditional and self.is_variational):
+            raise ValueError("semi_supervised (M2) is a conditional VAE with a classifier: it needs bottleneck 'vae' "
+                             "and conditional true")
         if self.conditional and self.prior == "vamp":
             raise ValueError("a conditional model cannot use the vamp prior: its pseudo-inputs have no class label")
 

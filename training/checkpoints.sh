@@ -132,3 +132,12 @@ if [ "${SKIP_SCORECARD:-0}" != 1 ]; then
   # reconstruction + the five disentanglement metrics (also into each metrics.json); DCI's trees take most of it
   "$PY" -m training.scorecard --dataset dsprites --checkpoints "$OUT"
 fi
+
+# The latent-size sweep (training/sweep.py): an AE and a VAE at d = 2..64, the MLP backbone, 10 epochs each, and d = 16
+# again at 30 epochs (the budget check); both datasets side by side, one thread each. Writes <dataset>/sweep.json.
+if [ "${SKIP_SWEEP:-0}" != 1 ]; then
+  "$PY" -m training.sweep --dataset mnist --data-root "$DATA" --checkpoints "$OUT" --threads 1 > "${LOG_DIR:-/tmp}/sweep-mnist.log" 2>&1 &
+  w=$!
+  "$PY" -m training.sweep --dataset fashion-mnist --data-root "$DATA" --checkpoints "$OUT" --threads 1 > "${LOG_DIR:-/tmp}/sweep-fashion.log" 2>&1 || { kill $w; exit 1; }
+  wait $w
+fi

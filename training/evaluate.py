@@ -16,6 +16,7 @@ Figures, all averaged over test images:
                    (Autoencoder.marginal_kl_per_dim): closed form for N(0, I) and a Gaussian q, where the
                    dimensions sum to `kl`; quadrature or sampled for a learned prior or a flow, where they need not
   active_units     (VAE) #dims u with Cov_x(E_q[u|x]) > 0.01 (Burda et al. 2015, section 5.2)
+  class_error      (semi-supervised M2) test error of its classifier q(y|x), argmax, on the same test targets
   pca_mse_per_pixel  PCA with latent_dim components fit on the training split (same preprocessing),
                    reconstructing the same test targets; ae_over_pca_mse = mse_per_pixel / that
 MNIST targets are dynamically binarized test images, x ~ Bernoulli(intensity), drawn once with
@@ -194,6 +195,9 @@ def evaluate_images(
         "kl": sums["kl"] / n,
         "conditional": conditional,  # a conditional model's figures are given the true label: -log p(x|y)
     }
+    if model.config.semi_supervised and labels is not None:  # M2's q(y|x) on the same test targets
+        pred = torch.cat([model.classify(x.to(device)).argmax(1).cpu() for x in x_all.split(batch_size)])
+        out["class_error"] = float((pred != torch.as_tensor(labels).cpu()).float().mean())
     if variational:
         count, variances = active_units(torch.cat(means))
         out.update({"is_nll": -sums["log_px"] / n, "is_k": k, "marginal_kl_per_dim": (kl_dim / n).tolist(),
@@ -370,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
 
     write_card(directory)  # README.md: the Hugging Face model card, from the metrics just written
     summary = {k: result[k] for k in ("recon_per_image", "mse_per_pixel", "neg_elbo", "is_nll", "active_units",
-                                      "pca_mse_per_pixel") if k in result}
+                                      "pca_mse_per_pixel", "class_error") if k in result}
     print(f"{directory}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()) + f" ({result['eval_seconds']:.0f}s)")
 
 

@@ -74,6 +74,11 @@ class TrainConfig:
     resume: bool = field(
         default=False, metadata={"help": "continue the run saved in --out (--epochs may differ: the lr schedule follows)"}
     )
+    labels_per_class: int = field(default=0, metadata={
+        "help": "semi-supervised (M2): keep the labels of N training images per class, a seeded draw recorded in "
+                "metrics.json; every other training image is used without its label (0 = off)"})
+    class_weight: float = field(default=10.0, metadata={
+        "help": "semi-supervised: weight of the labelled images' -log q(y|x) (Kingma et al. 2014's alpha)"})
     weights_dtype: Literal["float32", "float16"] = field(
         default="float32", metadata={"help": "dtype of model.safetensors (float16 halves the file; resume state stays float32)"}
     )
@@ -86,6 +91,7 @@ class TrainConfig:
             "kl_warmup_steps": self.kl_warmup_steps >= 0, "free_bits": self.free_bits >= 0, "tc_beta": self.tc_beta >= 0,
             "val_size": self.val_size >= -1, "train_size": self.train_size >= 0,
             "save_every": self.save_every >= 0, "threads": self.threads >= 0,
+            "labels_per_class": self.labels_per_class >= 0, "class_weight": self.class_weight >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -94,6 +100,22 @@ class TrainConfig:
     @property
     def dynamic_binarization(self) -> bool:
         return self.binarize == "dynamic" or (self.binarize == "auto" and self.dataset == "mnist")
+
+
+def labelled_subset(labels: Tensor, per_class: int, seed: int) -> Tensor:
+    """Indices (sorted) of `per_class` images of every class, drawn without replacement, seeded: the same draw for
+    the same labels and seed. Refused when a class has fewer images."""
+    import numpy as np
+
+    y = labels.cpu().numpy()
+    rng = np.random.default_rng([seed, 24])
+    picked = []
+    for c in np.unique(y):
+        where = np.flatnonzero(y == c)
+        if len(where) < per_class:
+            raise ValueError(f"--labels-per-class {per_class}: class {c} has only {len(where)} training images")
+        picked.append(rng.choice(where, per_class, replace=False))
+    return torch.from_numpy(np.sort(np.concatenate(picked)))
 
 
 def default_val_size(n_images: int) -> int:
@@ -128,14 +150,15 @@ class EpochLosses:
 
     NAMES = ("loss", "recon", "kl")
 
-    def __init__(self) -> None:
-        self.sums, self.count = dict.fromkeys(self.NAMES, 0.0), 0
+    def __init__(self, names: tuple[str, ...] = NAMES) -> None:
+        self.names = names
+        self.sums, self.count = dict.fromkeys(names, 0.0), 0
         self._steps: list[int] = []
         self._pending: list[Tensor] = []  # one (3,) tensor per step since the last flush
 
     def add(self, step: int, terms: dict[str, Tensor]) -> None:
         self._steps.append(step)
-        self._pending.append(torch.stack([terms[k].detach() for k in self.NAMES]))
+        self._pending.append(torch.stack([terms[k].detach() for k in self.names]))
 
     def flush(self) -> tuple[int, float] | None:
         """Add the pending steps to the sums; (step, loss) of the first non-finite loss among them, if any."""
@@ -147,7 +170,7 @@ class EpochLosses:
         if len(bad):
             i = bad[0].item()
             return steps[i], rows[i, 0].item()
-        for k, v in zip(self.NAMES, rows.sum(0).tolist()):
+        for k, v in zip(self.names, rows.sum(0).tolist()):
             self.sums[k] += v
         self.count += len(rows)
         return None
@@ -164,7 +187,11 @@ class _LossModule(nn.Module):
         self.model, self.tc_beta, self.dataset_size = model, tc_beta, dataset_size
 
     def forward(self, x: Tensor, beta: float, free_bits: float, generator: torch.Generator,
-                labels: Tensor | None = None) -> dict[str, Tensor]:
+                labels: Tensor | None = None, x_unlabelled: Tensor | None = None,
+                class_weight: float = 0.0) -> dict[str, Tensor]:
+        if x_unlabelled is not None:  # M2: x and labels are the labelled batch
+            return self.model.semi_supervised_loss(x, labels, x_unlabelled, class_weight=class_weight, beta=beta,
+                                                   generator=generator)
         return self.model.loss(x, beta=beta, free_bits=free_bits, generator=generator, labels=labels,
                                tc_beta=self.tc_beta, dataset_size=self.dataset_size)
 
@@ -239,8 +266,10 @@ def validate(model: Autoencoder, images: Tensor, cfg: TrainConfig, device: torch
     for idx in torch.arange(len(images), device=device).split(1000):
         x = prepare_batch(images[idx], cfg.dynamic_binarization, g)
         terms = model.loss(x, beta=1.0, generator=g, labels=None if labels is None else labels[idx])
-        for k in sums:
+        for k in ("loss", "recon", "kl"):
             sums[k] += terms[k].item() * len(idx)
+        if model.config.semi_supervised:  # q(y|x) against the held-out labels (a figure to watch, not to select by)
+            sums["class_error"] = sums.get("class_error", 0.0) + float((model.classify(x).argmax(1) != labels[idx]).sum())
     model.train()
     return {f"val_{k}": v / len(images) for k, v in sums.items()}
 
@@ -333,6 +362,15 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     data = (data or load_data(cfg, device, model_cfg)).to(device)
     if model_cfg.conditional and (data.train_labels is None or (len(data.val) and data.val_labels is None)):
         raise ValueError("a conditional model needs the class labels of the training and validation images")
+    if model_cfg.semi_supervised != bool(cfg.labels_per_class):
+        raise ValueError("--labels-per-class N and --semi-supervised true go together: an M2 model trains on N "
+                         "labelled images per class and the rest unlabelled")
+    labelled = unlabelled = None
+    if model_cfg.semi_supervised:  # the labelled few, and every other training image without its label
+        labelled = labelled_subset(data.train_labels, cfg.labels_per_class, cfg.seed).to(device)
+        keep = torch.ones(len(data.train), dtype=torch.bool, device=device)
+        keep[labelled] = False
+        unlabelled = keep.nonzero().squeeze(1)
 
     torch.manual_seed(cfg.seed)  # parameter init
     model = Autoencoder(model_cfg).to(device)
@@ -353,7 +391,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
     if world > 1:
         loss_module = nn.parallel.DistributedDataParallel(loss_module)
 
-    n = len(data.train)
+    n = len(data.train) if unlabelled is None else len(unlabelled)  # an M2 epoch: one pass over the unlabelled
     # Under torchrun a last batch smaller than the world size would leave some rank an empty shard
     # (NaN loss, then a hung all-reduce): such a batch is dropped. One process: math.ceil(n / batch_size).
     batches_per_epoch = n // cfg.batch_size + (n % cfg.batch_size >= world)
@@ -377,7 +415,13 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
                 "elapsed": time.perf_counter() - t0, "train_config": dataclasses.asdict(cfg),
                 "model_config": dataclasses.asdict(model_cfg)}
         if final_model:  # weights first, then the state that points past them
-            save_pretrained(model, out, dtype=getattr(torch, cfg.weights_dtype), metrics=provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk))
+            record = provenance(cfg, model_cfg, time.perf_counter() - t0, device, history, from_disk)
+            if labelled is not None:  # positions in the training images after the validation split is held out
+                record["labelled_indices"] = labelled.cpu().tolist()
+                record["labelled_indices_note"] = (f"{cfg.labels_per_class} per class, training.train.labelled_subset"
+                                                   f"(labels, {cfg.labels_per_class}, seed={cfg.seed}), positions "
+                                                   "in the training split after its first val_size images")
+            save_pretrained(model, out, dtype=getattr(torch, cfg.weights_dtype), metrics=record)
         save_state(out / RESUME_NAME, model, opt, rng_states, meta)
 
     def check(losses: EpochLosses, epoch: int) -> None:
@@ -406,12 +450,20 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
         if step >= total_steps:
             break
         batches = epoch_order(n, cfg.batch_size, cfg.seed, epoch)[:batches_per_epoch]
-        losses = EpochLosses()
+        losses = EpochLosses(EpochLosses.NAMES + (("class_loss", "class_error") if labelled is not None else ()))
         bar = tqdm(range(start_batch, len(batches)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress or rank != 0, leave=False, file=sys.stderr)
         for b in bar:
             idx = batches[b].to(device)
             idx = idx[rank::world]  # this rank's share of the global batch
+            extra = {}
+            if unlabelled is not None:  # M2: idx is into the unlabelled pool; a labelled batch drawn beside it
+                x_u = data.train.index_select(0, unlabelled.index_select(0, idx))
+                x_u = binarize_batch(x_u, gen) if cfg.dynamic_binarization else prepare_batch(x_u, False, None)
+                pick = torch.randint(len(labelled), (min(cfg.batch_size, len(labelled)),), generator=gen,
+                                     device=device)
+                idx = labelled.index_select(0, pick)
+                extra = {"x_unlabelled": x_u, "class_weight": cfg.class_weight}
             # index_select: the same rows as data.train[idx], gathered ~15x faster on CPU (advanced indexing is generic)
             images = data.train.index_select(0, idx)
             labels = data.train_labels.index_select(0, idx) if model_cfg.conditional else None
@@ -421,7 +473,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             if rank == nan_rank and step == nan_step:  # test hook, see NAN_AT_STEP_ENV
                 x = x * float("nan")
             beta = beta_at(step, cfg)
-            terms = loss_module(x, beta, cfg.free_bits, gen, labels)
+            terms = loss_module(x, beta, cfg.free_bits, gen, labels, **extra)
             losses.add(step, terms)  # checked for NaN/inf at the next check(): every 50 steps and before a save
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()

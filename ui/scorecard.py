@@ -78,6 +78,29 @@ def scorecard_decision(dataset: str, goal: str | None):
     return text, service.decision_picture(bundle(dataset, names), goal, names, b.scorecard)
 
 
+@guarded
+def latent_size(dataset: str):
+    """The Scorecard tab's "Latent size" section: the sweep's table, its figures and the default figure's plot."""
+    sweep = bundle(dataset).sweep
+    if not sweep:
+        return (f"No latent-size sweep for this dataset: compute it with `python -m training.sweep --dataset "
+                f"{dataset} --data-root DATA` (sweep.json).", gr.Dropdown(choices=[], value=None), None)
+    figure = scorecard.SWEEP_DEFAULT if scorecard.SWEEP_DEFAULT in sweep["figures"] else next(iter(sweep["figures"]))
+    return (scorecard.sweep_markdown(sweep), gr.Dropdown(choices=scorecard.sweep_figures(sweep), value=figure),
+            scorecard.sweep_frame(sweep, figure))
+
+
+@guarded
+def latent_size_plot(dataset: str, figure: str):
+    sweep = bundle(dataset).sweep
+    if not sweep:
+        raise InputError(f"{dataset} has no latent-size sweep (sweep.json).")
+    try:
+        return scorecard.sweep_frame(sweep, figure)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
 def build(page: Page) -> gr.Tab:
     with gr.Tab("Scorecard", elem_id="tab-scorecard") as tab:
         gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
@@ -103,6 +126,15 @@ def build(page: Page) -> gr.Tab:
                     sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill",
                                             label="Imputation: MSE on the missing pixels per mask",
                                             y_title="MSE per missing pixel", elem_id="sc-imp")
+        with gr.Accordion("Latent size: how to choose d (a measured sweep)", open=False, elem_id="sc-size"):
+            sz_text = gr.Markdown(elem_id="sz-text")
+            sz_figure = gr.Dropdown(label="Figure", choices=[], elem_id="sz-figure", allow_custom_value=True)
+            sz_plot = gr.LinePlot(x="log2_d", y="value", color="model", label="The figure against the latent size",
+                                  x_title="log₂ d (1 = 2 dims, 4 = 16, 6 = 64)", y_title="value",
+                                  tooltip=["d", "value", "model"], elem_id="sz-plot")
+    page.tab_event("scorecard", [page.demo_load, page.dataset.change], latent_size, [page.dataset],
+                   [sz_text, sz_figure, sz_plot], api_name="latent_size")
+    sz_figure.input(latent_size_plot, [page.dataset, sz_figure], sz_plot, api_name="latent_size_plot", **EV)
     page.tab_event("scorecard", [page.demo_load, page.dataset.change], scorecard_tab, [page.dataset],
                    [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
     page.tab_event("scorecard", [page.demo_load, page.dataset.change, sc_goal.input], scorecard_decision,
