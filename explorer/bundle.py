@@ -122,6 +122,16 @@ class ModelView:
             raise InputError(f"{self.name} needs {n} class labels in 0..{k - 1}.")
         return torch.tensor(y, device=self.device)
 
+    @property
+    def semi_supervised(self) -> bool:
+        """M2: a conditional model with a classifier q(y|x), which can label an image itself."""
+        return self.model.config.semi_supervised
+
+    @torch.inference_mode()
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """M2's q(y|x) of uint8 images: class probabilities (B, num_classes)."""
+        return self.model.classify(self.to_tensor(images)).softmax(1).float().cpu().numpy()
+
     @torch.inference_mode()
     def encode(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (B, H, W) or (B, H, W, C) -> posterior mean (B, D), std (B, D) (std is 0 for the AE); `labels`: a
@@ -152,6 +162,7 @@ class DatasetBundle:
     problems: list[str] = field(default_factory=list)
     scorecard: dict | None = None  # scorecard.json (training/scorecard.py), read by the Scorecard and Anomaly tabs
     sweep: dict | None = None  # sweep.json (training/sweep.py): the Scorecard tab's latent-size section
+    semisupervised: dict | None = None  # semisupervised.json (training/semisupervised.py): the few-label section
     factors: np.ndarray | None = None  # (N, K) int64: the atlas images' known factors of variation, if any
     factor_names: list[str] = field(default_factory=list)
     _atlas: dict | None = field(default=None, repr=False)  # every array of atlas.npz
@@ -212,6 +223,7 @@ def load_dataset(key: str, root: Path, device: torch.device | None = None, names
     atlas = b._atlas = _read_atlas(b)  # kept: models named later load from it (load_more)
     b.scorecard = scorecard.load(b.root / "scorecard.json")
     b.sweep = scorecard.load(b.root / "sweep.json")
+    b.semisupervised = scorecard.load(b.root / "semisupervised.json")
     if atlas is None:
         b.images = None
     names = sorted(set(APP_MODELS) | set(find_models(b.root))) if names is None else sorted(set(names) | set(b.pair))

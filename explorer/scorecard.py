@@ -369,10 +369,36 @@ def sweep_markdown(sweep: dict) -> str:
     text = head + "\n".join(lines)
     check = sweep.get("budget_check")
     if check:
-        stable = [sweep["figures"][f]["label"] for f in check["stable_figures"]]
-        unstable = [sweep["figures"][f]["label"] for f in check["unstable_figures"]]
-        text += (f"\n\n**Budget check** (d = {check['latent_dim']} trained for {check['epochs'][0]} and "
-                 f"{check['epochs'][-1]} epochs): the AE–VAE order and each kind's rank among the d's stay the same "
-                 f"for {len(stable)} of {len(stable) + len(unstable)} figures"
-                 + (f"; they change for: {', '.join(unstable)}." if unstable else "."))
+        dims = ", ".join(map(str, check["latent_dims"]))
+        stable = [sweep["figures"][f]["label"] for f in figs if f in check["stable_figures"]]
+        unstable = [sweep["figures"][f]["label"] for f in figs if f in check["unstable_figures"]]
+        text += (f"\n\n**Budget check** (d = {dims} trained for {check['epochs'][0]} and {check['epochs'][-1]} epochs): "
+                 f"each kind's ranking of those d's and the AE–VAE order at each stay the same for {len(stable)} of "
+                 f"{len(stable) + len(unstable)} figures" + (f"; they change for: {', '.join(unstable)}." if unstable
+                                                             else "."))
     return text
+
+
+# ---- few labels (training/semisupervised.py, semisupervised.json) ----------------------------------
+def semisupervised_rows(result: dict) -> list[tuple[str, float]]:
+    """(method, test error) of every method of a semisupervised.json, best first, with the published figures."""
+    rows = sorted(result["test_error"].items(), key=lambda kv: kv[1])
+    pub = result.get("published", {})
+    rows += [(f"published: {k.upper().replace('M1M2', 'M1+M2')} (Kingma et al. 2014)", pub[k])
+             for k in ("m2", "m1m2") if k in pub]
+    return rows
+
+
+SEMISUP_NAMES = {"m1m2": "M1+M2: M2 on the VAE-16's latent means", "m2": "M2 on pixels"}
+
+
+def semisupervised_markdown(result: dict) -> str:
+    best = result["best"]
+    lines = [f"Test error with **{result['labelled']} labels** ({result['labels_per_class']} per class, a seeded draw; "
+             "every other training image unlabelled), computed by `python -m training.semisupervised`. The "
+             f"best: {SEMISUP_NAMES.get(best['model'], best['model'])} at {best['test_error']:.2%} "
+             f"(the goal, the paper's M1+M2: {best['goal']:.1%}).\n",
+             "| method | test error |", "|---|---|"]
+    for name, err in semisupervised_rows(result):
+        lines.append(f"| {SEMISUP_NAMES.get(name, name)} | {err:.2%} |")
+    return "\n".join(lines)

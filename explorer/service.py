@@ -117,8 +117,12 @@ def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR, n
     out = {"input": upscale(img, show), "errors": {}, "names": [v.name for v in views]}
     lines = ["| model | MSE / pixel of the reconstruction | of each z ~ q(z\\|x) decode (seed "
              f"{int(seed)}) | posterior std (mean over dims) |", "|---|---|---|---|"]
+    out["classes"] = {}
     for slot, view in zip(SLOTS, views):
-        y = as_label(view, label)
+        if view.semi_supervised:  # M2 labels the image itself, with its classifier q(y|x)
+            out["classes"][view.name] = view.classify(img[None])[0]
+        # no class given: M2 uses its own q(y|x)'s likeliest class
+        y = int(np.argmax(out["classes"][view.name])) if view.semi_supervised and label is None else as_label(view, label)
         mean, std = view.encode(img[None], y)
         rec = view.decode(mean, y)[0]
         out[slot] = upscale(rec, show)
@@ -136,10 +140,23 @@ def reconstruct(b: DatasetBundle, image, seed=0, n_samples: int = N_POSTERIOR, n
         lines.append(f"| {view.title}{f' (class {y})' if y is not None else ''} | {mse(rec, x):.4f} | "
                      + (", ".join(f"{e:.4f}" for e in errs) or "deterministic: no posterior") + f" | {spread} |")
     cond = [v for v in views if v.conditional]
+    used = {v.name: int(np.argmax(out["classes"][v.name])) if v.name in out["classes"] and label is None
+            else as_label(v, label) for v in cond}
     note = "".join(f"\n\n{v.title} is class-conditional: its lower picture decodes the same code with class 0, 1, …, "
-                   f"{v.num_classes - 1} (the reconstruction used class {as_label(v, label)})." for v in cond)
+                   f"{v.num_classes - 1} (the reconstruction used class {used[v.name]})." for v in cond)
+    for name, p in out["classes"].items():
+        note += f"\n\n{classify_line(b, next(v for v in views if v.name == name), p)}"
+        out["classes"][name] = p.tolist()
     out["text"] = "\n".join(lines) + note
     return out
+
+
+def classify_line(b: DatasetBundle, view: ModelView, p: np.ndarray, top: int = 3) -> str:
+    """One sentence: what M2's q(y|x) calls an image, with the probabilities of its likeliest classes."""
+    names = b.class_names or [str(c) for c in range(len(p))]
+    best = np.argsort(-p)[:top]
+    probs = ", ".join(f"{names[c]} {p[c]:.2f}" for c in best)
+    return f"{view.title}'s classifier q(y|x) calls this image **{names[best[0]]}** (probabilities: {probs}, …)."
 
 
 def distance_report(view: ModelView, z: np.ndarray) -> np.ndarray:

@@ -106,8 +106,12 @@ class Autoencoder(nn.Module):
         return torch.cat([h, y.expand(*h.shape[:-1], y.shape[-1])], dim=-1)
 
     def encode(self, x: Tensor, labels: Tensor | None = None) -> DiagonalGaussian | PointMass | FlowPosterior:
-        """x: (B, C, H, W) in [0, 1] -> posterior q(z|x) over (B, latent_dim)."""
-        return self._posterior(self.encoder(x), labels)
+        """x: (B, C, H, W) in [0, 1] -> posterior q(z|x) over (B, latent_dim). An M2 given no labels uses the
+        likeliest class of its own q(y|x)."""
+        features = self.encoder(x)
+        if labels is None and self.classifier is not None:
+            labels = self.classifier(features).argmax(1)
+        return self._posterior(features, labels)
 
     def _posterior(self, features: Tensor, labels: Tensor | None) -> DiagonalGaussian | PointMass | FlowPosterior:
         """The encoder's features (B, F) (and a conditional model's labels) -> q(z|x) (or q(z|x, y))."""

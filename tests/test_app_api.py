@@ -492,3 +492,23 @@ def test_a_new_model_folder_appears_in_the_pickers(tmp_path):
         assert "A copy of the VAE-16" in c.predict("mnist", "vae-16-extra", "vae-16", api_name="/set_pair")[0]
     finally:
         extra_app.stop()
+
+
+def test_the_semi_supervised_model_labels_the_input(client, digit, atlas):
+    """M2 in the pickers: Reconstruct shows its q(y|x) of the input, the probabilities of the shipped model's own
+    classifier head (computed here without the app); it samples a chosen class like the CVAE."""
+    import torch
+
+    from models import Autoencoder
+
+    m2 = Autoencoder.from_pretrained(checkpoint_root() / "mnist" / "cvae-50-m2")
+    assert m2.config.semi_supervised
+    with torch.inference_mode():
+        x = torch.tensor(atlas["images"][7][None, None]).float() / 255
+        p = m2.float().classify(x).softmax(1)[0].numpy()
+    best = np.argsort(-p)[:3]
+    rec = client.predict("mnist", handle_file(digit), 0, "vae-16", "cvae-50-m2", None, api_name="/reconstruct")
+    probs = ", ".join(f"{c} {p[c]:.2f}" for c in best)
+    assert f"calls this image **{best[0]}** (probabilities: {probs}, …)" in rec[4], rec[4]
+    smp = client.predict("mnist", 3, 1.0, "vae-16", "cvae-50-m2", 4, api_name="/sample")
+    assert "class 4" in smp[4] and read(smp[3]).shape[1] > read(smp[3]).shape[0]  # same z, every class

@@ -265,3 +265,46 @@ def test_impute_on_change_and_the_editor_background(client, images):
     assert background.shape[:2] == (280, 280)
     np.testing.assert_array_equal(background[::10, ::10, 0] if background.ndim == 3 else background[::10, ::10], truth)
     assert editor["layers"] == []
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_latent_size_section_shows_the_shipped_sweep(client, dataset):
+    """The Scorecard tab's "Latent size" section: its table and plots carry sweep.json's figures, by value."""
+    from explorer.scorecard import SWEEP_DEFAULT, _fmt
+
+    sweep = json.loads((checkpoint_root() / dataset / "sweep.json").read_text())
+    text, figure, plot = client.predict(dataset, api_name="/latent_size")
+    for r in sweep["rows"]:  # one table row per model: its kind, d and every figure, formatted as the table does
+        cells = [r["kind"].upper(), str(r["latent_dim"])] + [_fmt(r.get(f)) for f in sweep["figure_order"]]
+        assert "| " + " | ".join(cells) + " |" in text, cells
+    check = sweep["budget_check"]
+    assert f"stay the same for {len(check['stable_figures'])} of {len(check['figures'])} figures" in text
+    assert figure["value"] == SWEEP_DEFAULT  # the dropdown's update: every figure, by label and key
+    assert [key for _, key in figure["choices"]] == sweep["figure_order"]
+
+    def values(plot):
+        return {(row["model"], row["d"]): row["value"] for row in frame(plot)}
+
+    for name in ("fd_prior", "active_units"):
+        shown = values(client.predict(dataset, name, api_name="/latent_size_plot"))
+        expected = {(r["kind"].upper(), r["latent_dim"]): r[name] for r in sweep["rows"] if r.get(name) is not None}
+        assert shown == pytest.approx(expected, rel=1e-9)
+    assert values(plot) == pytest.approx({(r["kind"].upper(), r["latent_dim"]): r[SWEEP_DEFAULT]
+                                          for r in sweep["rows"] if r.get(SWEEP_DEFAULT) is not None}, rel=1e-9)
+    with pytest.raises(AppError, match="figure must be one of"):
+        client.predict(dataset, "shoe size", api_name="/latent_size_plot")
+
+
+def test_few_labels_section_shows_the_shipped_comparison(client):
+    """The Scorecard tab's few-label section: every method's test error of semisupervised.json, and the published
+    figures; a dataset without the file says how to compute it."""
+    result = json.loads((checkpoint_root() / "mnist" / "semisupervised.json").read_text())
+    text = client.predict("mnist", api_name="/semi_supervised")
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    from explorer.scorecard import SEMISUP_NAMES
+
+    for method, err in result["test_error"].items():
+        assert rows[SEMISUP_NAMES.get(method, method)] == f"{err:.2%}", method
+    assert "11.97%" in text and "3.33%" in text and f"{result['labelled']} labels" in text
+    assert "No few-label comparison" in client.predict("fashion-mnist", api_name="/semi_supervised")

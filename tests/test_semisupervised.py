@@ -89,6 +89,18 @@ def test_m2_entropy_term_is_minus_the_sum_of_q_log_q():
     torch.testing.assert_close(terms["unlabelled"], (per_class.mean(1) - math.log(K)).mean())
 
 
+@torch.no_grad()
+def test_m2_encodes_an_unlabelled_image_with_its_own_likeliest_class():
+    """Where no label is given (the app's maps, the atlas), M2 encodes x with the argmax of its q(y|x)."""
+    model, x = tiny_m2(), batch(12, 5)
+    y = model.classify(x).argmax(1)
+    own, given = model.encode(x), model.encode(x, y)
+    torch.testing.assert_close(own.mean, given.mean)
+    torch.testing.assert_close(own.std, given.std)
+    other = model.encode(x, (y + 1) % K)
+    assert not torch.allclose(own.mean, other.mean)
+
+
 def test_m2_config_is_refused_without_a_conditional_vae():
     with pytest.raises(ValueError, match="semi_supervised"):
         ModelConfig(semi_supervised=True)
@@ -130,3 +142,28 @@ def test_m2_trains_on_a_few_labels_and_records_them(tmp_path):
     with pytest.raises(ValueError, match="go together"):
         train(TrainConfig(dataset="mnist", data_root=str(root), out=str(tmp_path / "x"), epochs=1, labels_per_class=3),
               ModelConfig(family="mlp", hidden_dim=8, latent_dim=2), progress=False)
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--labels-per-class", "0"], "--labels-per-class must be >= 1"),
+    (["--feature-std", "0"], "--feature-std and --lr must be > 0"),
+    (["--dataset", "cifar"], "invalid choice"),
+])
+def test_semisupervised_cli_refuses_bad_flags_in_one_line(flags, says):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "training.semisupervised", *flags], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_semisupervised_cli_says_what_is_missing(tmp_path):
+    import subprocess
+    import sys
+
+    root = write_fake_mnist(tmp_path / "data", n_train=100, n_test=20)
+    run = subprocess.run([sys.executable, "-m", "training.semisupervised", "--data-root", str(root), "--checkpoints",
+                          str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "ae-16" in run.stderr and "does not exist" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr

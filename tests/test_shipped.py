@@ -23,8 +23,9 @@ DATASETS = ("mnist", "fashion-mnist")
 MODELS = ("ae-16", "vae-16", "ae-2", "vae-2")
 VARIANTS = ["mnist/vae-16-beta4", "mnist/vae-16-vamp", "mnist/vae-16-mog", "mnist/vae-16-iaf", "mnist/cvae-16",
             "fashion-mnist/vae-16-vamp", "fashion-mnist/cvae-16"]  # training/checkpoints.sh VARIANTS
+SEMI_SUPERVISED = ["mnist/cvae-50-m2"]  # M2 with 100 labels (training/checkpoints.sh stream_b)
 DISENTANGLEMENT = [f"dsprites/{m}" for m in ("ae-10", "vae-10", "vae-10-beta4", "vae-10-beta16", "vae-10-tc6")]
-EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS] + VARIANTS + DISENTANGLEMENT
+EXPECTED = [f"{d}/{m}" for d in DATASETS for m in MODELS] + VARIANTS + SEMI_SUPERVISED + DISENTANGLEMENT
 MAX_BYTES = 10 * 2**20  # every shipped file (resume state is not shipped: .gitignore)
 NOT_SHIPPED = {"resume.safetensors"}
 EVAL_KEYS = {"recon_per_image", "mse_per_pixel", "neg_elbo", "n_images", "likelihood", "binarized"}
@@ -50,7 +51,8 @@ def name(request) -> str:
 
 
 def test_loads_and_matches_its_name(name):
-    """Names read <kind>-<latent dim>[-<variant>]: ae (deterministic), vae, cvae (class-conditional)."""
+    """Names read <kind>-<latent dim>[-<variant>]: ae (deterministic), vae, cvae (class-conditional; -m2: M2, which
+    learns from a few labels)."""
     model = Autoencoder.from_pretrained(ROOT / name)
     match = re.fullmatch(r"(c?v?ae)-(\d+)(-[a-z0-9]+)?", name.split("/")[1])
     assert match, name
@@ -60,9 +62,10 @@ def test_loads_and_matches_its_name(name):
     assert model.config.latent_dim == int(latent_dim)
     assert model.config.likelihood == "bernoulli"  # every dataset: Bernoulli decoder (team notes)
     expected = {None: {}, "-beta4": {}, "-beta16": {}, "-tc6": {}, "-vamp": {"prior": "vamp"}, "-mog": {"prior": "mog"},
-                "-iaf": {"flow": "iaf"}}
+                "-iaf": {"flow": "iaf"}, "-m2": {"semi_supervised": True}}
     for field, value in expected[variant].items():
         assert getattr(model.config, field) == value, (name, field)
+    assert model.config.semi_supervised == (variant == "-m2")
     train_config = json.loads((ROOT / name / "metrics.json").read_text())["train_config"]
     weights = {"-beta4": ("beta", 4), "-beta16": ("beta", 16), "-tc6": ("tc_beta", 6)}  # the loss weight it names
     if variant in weights:

@@ -23,7 +23,7 @@ def sweep(tmp_path_factory):
     (tmp / "ck" / "mnist" / "classifier").symlink_to(ROOT / "checkpoints" / "mnist" / "classifier")
     cmd = [sys.executable, "-m", "training.sweep", "--dataset", "mnist", "--data-root", str(data),
            "--checkpoints", str(tmp / "ck"), "--runs", str(tmp / "runs"), "--dims", "2,4", "--epochs", "2",
-           "--check-dim", "2", "--check-epochs", "3", "--k", "5", "--samples", "200", "--labels-per-class", "5",
+           "--check-dims", "2,4", "--check-epochs", "3", "--k", "5", "--samples", "200", "--labels-per-class", "5",
            "--ood-images", "40", "--eval-images", "50", "--threads", "1"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -45,15 +45,25 @@ def test_sweep_writes_every_figure_for_every_model(sweep):
         else:
             assert 0 <= r["active_units"] <= r["latent_dim"] and r["is_nll"] > 0
         assert 0 <= r["few_labels_logreg"] <= 1 and 0 <= r["ood_auroc"] <= 1
-    # the second budget: the check d at 3 epochs, for both kinds
-    assert {(r["kind"], r["latent_dim"], r["epochs"]) for r in s["check_rows"]} == {("ae", 2, 3), ("vae", 2, 3)}
+    # the second budget: the check d's at 3 epochs, for both kinds
+    assert {(r["kind"], r["latent_dim"], r["epochs"]) for r in s["check_rows"]} == {
+        (k, d, 3) for k in ("ae", "vae") for d in (2, 4)}
     check = s["budget_check"]
-    assert check["epochs"] == [2, 3] and set(check["stable_figures"]) | set(check["unstable_figures"]) == set(
-        check["figures"])
+    assert check["epochs"] == [2, 3] and check["latent_dims"] == [2, 4]
+    assert set(check["stable_figures"]) | set(check["unstable_figures"]) == set(check["figures"])
     mse = check["figures"]["mse_per_pixel"]
-    short = {r["kind"]: r["mse_per_pixel"] for r in s["rows"] if r["latent_dim"] == 2}
-    assert mse["ae"]["short"] == short["ae"] and mse["vae"]["short"] == short["vae"]
-    assert mse["kind_order_same"] == ((mse["ae"]["short"] < mse["vae"]["short"]) == (mse["ae"]["long"] < mse["vae"]["long"]))
+    for kind in ("ae", "vae"):
+        short = {r["latent_dim"]: r["mse_per_pixel"] for r in s["rows"] if r["kind"] == kind}
+        long = {r["latent_dim"]: r["mse_per_pixel"] for r in s["check_rows"] if r["kind"] == kind}
+        assert mse[kind]["short"] == [short[2], short[4]] and mse[kind]["long"] == [long[2], long[4]]
+        # each ranking compares models of one budget: lower MSE first
+        assert mse[kind]["ranking_short"] == sorted((2, 4), key=short.get)
+        assert mse[kind]["ranking_long"] == sorted((2, 4), key=long.get)
+        assert mse[kind]["rank_same"] == (mse[kind]["ranking_short"] == mse[kind]["ranking_long"])
+    ae, vae = mse["ae"], mse["vae"]
+    assert mse["kind_order_same"] == [(ae["short"][i] < vae["short"][i]) == (ae["long"][i] < vae["long"][i])
+                                      for i in range(2)]
+    assert mse["stable"] == (ae["rank_same"] and vae["rank_same"] and all(mse["kind_order_same"]))
 
 
 def test_sweep_figures_equal_the_evaluators(sweep):
@@ -75,14 +85,32 @@ def test_sweep_figures_equal_the_evaluators(sweep):
 
 
 def test_sweep_reuses_trained_models_and_refuses_bad_flags(sweep):
+    from training.sweep import kept_rows
+
+    path = sweep["tmp"] / "ck" / "mnist" / "sweep.json"
+    # a second run keeps every row that sweep.json holds under the same protocol: nothing trained or measured
     run = subprocess.run(sweep["cmd"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0 and run.stdout.count("already trained") == 6, run.stdout[-1500:]
-    again = json.loads((sweep["tmp"] / "ck" / "mnist" / "sweep.json").read_text())
-    assert [r["mse_per_pixel"] for r in again["rows"]] == [r["mse_per_pixel"] for r in sweep["sweep"]["rows"]]
+    assert run.returncode == 0 and run.stdout.count("kept from sweep.json") == 8, run.stdout[-1500:]
+    assert "already trained" not in run.stdout
+    again = json.loads(path.read_text())
+    assert again["rows"] == sweep["sweep"]["rows"] and again["check_rows"] == sweep["sweep"]["check_rows"]
+    # under another protocol no row is kept
+    protocol = {k: again["protocol"][k] for k in ("recipe", "train", "epochs", "k", "eval_images", "samples",
+                                                  "labels_per_class", "label_draws", "ood_images", "ood_pair",
+                                                  "train_size")}
+    assert len(kept_rows(path, protocol)) == 8 and kept_rows(path, {**protocol, "k": 6}) == {}
     for bad, says in ((["--dims", "2,x"], "comma-separated"), (["--dims", "0"], ">= 1"),
-                      (["--check-dim", "8"], "not one of --dims"), (["--check-epochs", "2"], "must differ")):
+                      (["--check-dims", "2,8"], "not all among --dims"), (["--check-dims", "2"], "at least two"),
+                      (["--check-epochs", "2"], "must differ")):
         run = subprocess.run(sweep["cmd"] + bad, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+    # --fresh measures a trained model again (it is not retrained) and finds the same figures
+    run = subprocess.run(sweep["cmd"] + ["--fresh", "--dims", "4", "--check-dims", "none"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.count("already trained") == 2, run.stdout[-1500:]
+    fresh = json.loads(path.read_text())
+    assert fresh["budget_check"] is None and [r["mse_per_pixel"] for r in fresh["rows"]] == [
+        r["mse_per_pixel"] for r in sweep["sweep"]["rows"] if r["latent_dim"] == 4]
 
 
 def test_the_scorecards_latent_size_view_shows_the_sweeps_figures(sweep):

@@ -46,6 +46,12 @@ stream_b() {
     train --dataset $ds --bottleneck ae --latent-dim 2 --epochs 3 --threads 1 --out "$OUT/$ds/ae-2"
     train --dataset $ds --bottleneck vae --latent-dim 2 --epochs 3 --kl-warmup-steps 430 --threads 1 --out "$OUT/$ds/vae-2"
   done
+  # M2 (Kingma et al. 2014) on pixels with 100 labels, the paper's MLP (1 x 500, z = 50), ~50 s an epoch on one thread
+  "$PY" -m training.train --dataset mnist --data-root "$DATA" --family mlp --hidden-dim 500 --hidden-layers 1 \
+    --latent-dim 50 --conditional true --semi-supervised true --labels-per-class 10 --class-weight 10 --batch-size 128 \
+    --lr 1e-3 --seed 0 --weights-dtype float16 --epochs 25 --threads 1 --title "M2 (100 labels)" \
+    --description "Semi-supervised VAE (Kingma et al. 2014, M2): 100 labelled images, the rest unlabelled; q(y|x) inside." \
+    --out "$OUT/mnist/cvae-50-m2"
   for ds in mnist fashion-mnist; do  # the scorecard's judge (~12-20 min each on one thread)
     "$PY" -m training.classifier --dataset $ds --data-root "$DATA" --epochs 12 --seed 0 --threads 1 --out "$OUT/$ds/classifier"
   done
@@ -114,7 +120,7 @@ if [ "${SKIP_EVAL:-0}" != 1 ]; then
     k=1000; [ "${v%%/*}" = fashion-mnist ] && k=100
     "$PY" -m training.evaluate "$OUT/$v" --data-root "$DATA" --k $k --compile
   done
-  for m in mnist/ae-16 mnist/ae-2 mnist/vae-2; do
+  for m in mnist/ae-16 mnist/ae-2 mnist/vae-2 mnist/cvae-50-m2; do
     "$PY" -m training.evaluate "$OUT/$m" --data-root "$DATA" --k 200
   done
   for m in fashion-mnist/ae-16 fashion-mnist/vae-16 fashion-mnist/ae-2 fashion-mnist/vae-2; do
@@ -131,10 +137,13 @@ if [ "${SKIP_SCORECARD:-0}" != 1 ]; then
   done
   # reconstruction + the five disentanglement metrics (also into each metrics.json); DCI's trees take most of it
   "$PY" -m training.scorecard --dataset dsprites --checkpoints "$OUT"
+  # 100 labels: M1+M2 on the VAE-16's codes (~13 min), the shipped M2, and the baselines -> mnist/semisupervised.json
+  "$PY" -m training.semisupervised --dataset mnist --data-root "$DATA" --checkpoints "$OUT" --m2 "$OUT/mnist/cvae-50-m2" \
+    --out "${RUNS:-runs}/m1m2" --threads 2
 fi
 
-# The latent-size sweep (training/sweep.py): an AE and a VAE at d = 2..64, the MLP backbone, 10 epochs each, and d = 16
-# again at 30 epochs (the budget check); both datasets side by side, one thread each. Writes <dataset>/sweep.json.
+# The latent-size sweep (training/sweep.py): an AE and a VAE at d = 2..64, the MLP backbone, 10 epochs each, and
+# d = 8, 16, 32 again at 30 epochs (the budget check); both datasets side by side, one thread each. Writes <dataset>/sweep.json.
 if [ "${SKIP_SWEEP:-0}" != 1 ]; then
   "$PY" -m training.sweep --dataset mnist --data-root "$DATA" --checkpoints "$OUT" --threads 1 > "${LOG_DIR:-/tmp}/sweep-mnist.log" 2>&1 &
   w=$!

@@ -5,7 +5,9 @@
 For each d of --dims and each kind (ae, vae), trains a model with the same backbone and recipe (RECIPE below: the
 MLP backbone, 2 x 512 hidden units; only latent_dim and the bottleneck change) into --runs/<dataset>/<kind>-<d>,
 measures it, and writes checkpoints/<dataset>/sweep.json. A model already trained with the same settings is
-measured again, not retrained; a run stopped half-way resumes from its last epoch.
+measured again, not retrained; a run stopped half-way resumes from its last epoch. A model that sweep.json already
+holds, measured under the same protocol, keeps its row (--fresh measures it again), so a sweep can be extended, or
+finished on another machine, from the shipped file alone.
 
 Figures of each model (each from the project's own code, so it equals what that code reports elsewhere):
   val_loss           the held-out loss of the last epoch: -ELBO of the VAE, -log p(x|z) of the AE, on the
@@ -21,8 +23,9 @@ Figures of each model (each from the project's own code, so it equals what that 
   ood_auroc          AUROC of the best anomaly score against the other dataset's test set, 1,000 images each
                      (training.scorecard.ood_scores; the VAE's IS-NLL with k = --k)
 
-The budget check trains --check-dim again at --check-epochs and reports, for every figure, whether the order of
-the AE and the VAE and each kind's rank among the d's stay the same with the longer budget.
+The budget check trains the --check-dims again at --check-epochs and reports, for every figure, whether each kind's
+ranking of those d's and the order of the AE and the VAE at each of them are the same at both budgets: the same
+d's compared at the same budget, so a longer budget that improves every model alike changes no ranking.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ from .train import TrainConfig, train
 
 DIMS = (2, 4, 8, 16, 32, 64)
 KINDS = ("ae", "vae")
-EPOCHS, CHECK_DIM, CHECK_EPOCHS = 10, 16, 30
+EPOCHS, CHECK_DIMS, CHECK_EPOCHS = 10, (8, 16, 32), 30
 # The one recipe: every field but latent_dim and bottleneck is the same for every model of the sweep.
 RECIPE = {"family": "mlp", "hidden_dim": 512, "hidden_layers": 2, "activation": "elu", "likelihood": "bernoulli"}
 TRAIN = {"batch_size": 128, "lr": 1e-3, "seed": 0, "kl_warmup_steps": 430, "weights_dtype": "float16"}
@@ -144,40 +147,52 @@ def measure(folder: Path, ctx, test_x: torch.Tensor, test_y: torch.Tensor, k: in
     return row
 
 
-def rank(values: dict[int, float], better: str) -> dict[int, int]:
-    """d -> its rank (1 = best) among the d's by one figure."""
-    order = sorted(values, key=lambda d: values[d], reverse=better == "higher")
-    return {d: i + 1 for i, d in enumerate(order)}
+def ranking(values: dict[int, float], better: str) -> list[int]:
+    """The d's from best to worst by one figure."""
+    return sorted(values, key=lambda d: values[d], reverse=better == "higher")
 
 
-def budget_check(rows: list[dict], check_rows: list[dict], check_dim: int) -> dict:
-    """For each figure: the check d's figures at both budgets, whether the AE-VAE order is the same at both, and
-    whether each kind's rank of the check d among the sweep's d's is the same when its longer-budget figure stands
-    in for the shorter one."""
-    out = {"latent_dim": check_dim, "epochs": sorted({r["epochs"] for r in rows if r["latent_dim"] == check_dim}
-                                                    | {r["epochs"] for r in check_rows}), "figures": {}}
+def budget_check(rows: list[dict], check_rows: list[dict], check_dims: list[int]) -> dict:
+    """For each figure and kind: the check d's figures at both budgets and whether their ranking is the same at both;
+    whether the AE-VAE order at each check d is the same at both budgets. Each ranking compares models of one budget."""
+    out = {"latent_dims": list(check_dims), "epochs": sorted({r["epochs"] for r in rows} | {r["epochs"] for r in check_rows}),
+           "figures": {}}
     for fig, (_, better, kinds) in FIGURES.items():
-        entry, orders = {}, []
+        entry = {}
         for kind in kinds:
-            base = {r["latent_dim"]: r[fig] for r in rows if r["kind"] == kind and r.get(fig) is not None}
-            long = [r[fig] for r in check_rows if r["kind"] == kind and r.get(fig) is not None]
-            if check_dim not in base or not long:
+            by = {}
+            for budget, source in (("short", rows), ("long", check_rows)):
+                by[budget] = {r["latent_dim"]: r[fig] for r in source
+                              if r["kind"] == kind and r["latent_dim"] in check_dims and r.get(fig) is not None}
+            if sorted(by["short"]) != sorted(check_dims) or sorted(by["long"]) != sorted(check_dims):
                 continue
-            swapped = {**base, check_dim: long[0]}
-            entry[kind] = {"short": base[check_dim], "long": long[0], "rank_short": rank(base, better)[check_dim],
-                           "rank_long": rank(swapped, better)[check_dim]}
-            entry[kind]["rank_same"] = entry[kind]["rank_short"] == entry[kind]["rank_long"]
-            orders.append(kind)
-        if len(orders) == 2:
+            e = {b: [by[b][d] for d in check_dims] for b in by}
+            e["ranking_short"], e["ranking_long"] = ranking(by["short"], better), ranking(by["long"], better)
+            e["rank_same"] = e["ranking_short"] == e["ranking_long"]
+            entry[kind] = e
+        if all(k in entry for k in KINDS):
             a, v = entry["ae"], entry["vae"]
-            entry["kind_order_same"] = (a["short"] < v["short"]) == (a["long"] < v["long"])
+            entry["kind_order_same"] = [(a["short"][i] < v["short"][i]) == (a["long"][i] < v["long"][i])
+                                        for i in range(len(check_dims))]
         if entry:
-            entry["stable"] = all(e["rank_same"] for k, e in entry.items() if k in KINDS) and entry.get(
-                "kind_order_same", True)
+            entry["stable"] = all(e["rank_same"] for k, e in entry.items() if k in KINDS) and all(
+                entry.get("kind_order_same", [True]))
             out["figures"][fig] = entry
     out["stable_figures"] = sorted(f for f, e in out["figures"].items() if e["stable"])
     out["unstable_figures"] = sorted(f for f, e in out["figures"].items() if not e["stable"])
     return out
+
+
+def kept_rows(path: Path, protocol: dict) -> dict[tuple, dict]:
+    """(kind, d, epochs) -> row of an earlier sweep.json measured under the same protocol (empty if none)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    same = {k: v for k, v in old.get("protocol", {}).items() if k in protocol}
+    if same != protocol:
+        return {}
+    return {(r["kind"], r["latent_dim"], r["epochs"]): r for r in old.get("rows", []) + old.get("check_rows", [])}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -189,7 +204,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", default="runs/sweep", help="where the sweep's models are trained (not shipped)")
     p.add_argument("--dims", default=",".join(map(str, DIMS)), help=f"latent sizes (default {','.join(map(str, DIMS))})")
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of every model (default {EPOCHS})")
-    p.add_argument("--check-dim", type=int, default=CHECK_DIM, help="the d trained at a second budget (0: none)")
+    p.add_argument("--check-dims", default=",".join(map(str, CHECK_DIMS)),
+                   help=f"the d's trained at a second budget (default {','.join(map(str, CHECK_DIMS))}; 'none': no check)")
     p.add_argument("--check-epochs", type=int, default=CHECK_EPOCHS, help="that second budget in epochs")
     p.add_argument("--k", type=int, default=100, help="importance samples of the IS-NLL (default 100)")
     p.add_argument("--eval-images", type=int, default=10_000, help="test images of the evaluator's figures")
@@ -200,6 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-size", type=int, default=-1, help="validation images (-1: the trainer's default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="training device (default cpu)")
+    p.add_argument("--fresh", action="store_true", help="measure every model again, ignoring sweep.json's rows")
     args = p.parse_args(argv)
     try:
         args.dims = sorted({int(v) for v in args.dims.split(",") if v.strip()})
@@ -210,9 +227,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for flag in ("epochs", "k", "eval_images", "samples", "labels_per_class", "ood_images"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    if args.check_dim and args.check_dim not in args.dims:
-        p.error(f"--check-dim {args.check_dim} is not one of --dims {args.dims} (0 turns the check off)")
-    if args.check_dim and args.check_epochs == args.epochs:
+    if args.check_dims.strip().lower() == "none":
+        args.check_dims = []
+    else:
+        try:
+            args.check_dims = sorted({int(v) for v in args.check_dims.split(",") if v.strip()})
+        except ValueError:
+            p.error(f"--check-dims must be comma-separated integers or 'none', got {args.check_dims!r}")
+        if len(args.check_dims) < 2:
+            p.error(f"--check-dims must name at least two d's to rank (or 'none'), got {args.check_dims}")
+        if not set(args.check_dims) <= set(args.dims):
+            p.error(f"--check-dims {args.check_dims} are not all among --dims {args.dims} ('none' turns the check off)")
+    if args.check_dims and args.check_epochs == args.epochs:
         p.error("--check-epochs must differ from --epochs: the check compares two budgets")
     return args
 
@@ -245,18 +271,28 @@ def main(argv: list[str] | None = None) -> None:
                      ood_k=args.k, other_test_x=other_x, generation_draws=1)
     t_all = time.perf_counter()
     jobs = [(kind, d, args.epochs) for d in args.dims for kind in KINDS]
-    if args.check_dim:
-        jobs += [(kind, args.check_dim, args.check_epochs) for kind in KINDS]
+    jobs += [(kind, d, args.check_epochs) for d in args.check_dims for kind in KINDS]
+    protocol = {"recipe": RECIPE, "train": TRAIN, "epochs": args.epochs, "k": args.k,
+                "eval_images": min(args.eval_images, len(test_x)), "samples": args.samples,
+                "labels_per_class": args.labels_per_class, "label_draws": sc.LABEL_DRAWS,
+                "ood_images": args.ood_images, "ood_pair": sc.OTHER[args.dataset] if other_x is not None else None,
+                "train_size": args.train_size or len(train_x)}
+    kept = {} if args.fresh else kept_rows(folder / "sweep.json", protocol)
     rows, check_rows = [], []
     for kind, d, epochs in jobs:
         cfg, model_cfg = configs(args.dataset, kind, d, epochs, args.data_root,
                                  model_dir(runs, args.dataset, kind, d, epochs, args.epochs), args.threads,
                                  args.device, args.train_size, args.val_size)
-        try:
-            out = train_one(cfg, model_cfg, say=lambda s: print(s, flush=True))
-            row = measure(out, ctx, test_x, test_y, args.k, args.eval_images)
-        except (CheckpointError, DataError, ValueError) as e:
-            fail(prog, f"{cfg.out}: {e}")
+        if (kind, d, epochs) in kept:
+            row = kept[(kind, d, epochs)]
+            print(f"{kind}-{d} at {epochs} epochs: measured before under the same protocol, kept from sweep.json",
+                  flush=True)
+        else:
+            try:
+                out = train_one(cfg, model_cfg, say=lambda s: print(s, flush=True))
+                row = measure(out, ctx, test_x, test_y, args.k, args.eval_images)
+            except (CheckpointError, DataError, ValueError) as e:
+                fail(prog, f"{cfg.out}: {e}")
         (rows if epochs == args.epochs else check_rows).append(row)
         print(json.dumps({k: row[k] for k in ("kind", "latent_dim", "epochs", "val_loss", "mse_per_pixel", "is_nll",
                                               "fd_prior", "few_labels_logreg", "ood_auroc") if k in row}), flush=True)
@@ -266,14 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         "kinds": list(KINDS),
         "figures": {k: {"label": v[0], "better": v[1], "kinds": list(v[2])} for k, v in FIGURES.items()},
         "figure_order": list(FIGURES),  # the file's keys are sorted: this is the order to show them in
-        "protocol": {"recipe": RECIPE, "train": TRAIN, "epochs": args.epochs, "k": args.k,
-                     "eval_images": min(args.eval_images, len(test_x)), "samples": args.samples,
-                     "labels_per_class": args.labels_per_class, "label_draws": sc.LABEL_DRAWS,
-                     "ood_images": args.ood_images, "ood_pair": sc.OTHER[args.dataset] if other_x is not None else None,
-                     "train_size": args.train_size or len(train_x), "threads": torch.get_num_threads(),
+        "protocol": {**protocol, "threads": torch.get_num_threads(),
                      "figures": __doc__.split("Figures of each model")[1].split("The budget check")[0]},
         "rows": rows,
-        "budget_check": budget_check(rows, check_rows, args.check_dim) if check_rows else None,
+        "budget_check": budget_check(rows, check_rows, args.check_dims) if check_rows else None,
         "check_rows": check_rows,
         "seconds": round(time.perf_counter() - t_all, 1),
     }

@@ -101,6 +101,16 @@ def latent_size_plot(dataset: str, figure: str):
         raise InputError(str(e)) from None
 
 
+@guarded
+def few_labels(dataset: str) -> str:
+    """The Scorecard tab's "Few labels" section: every method's test error with 100 labels (semisupervised.json)."""
+    result = bundle(dataset).semisupervised
+    if not result:
+        return (f"No few-label comparison for this dataset: compute it with `python -m training.semisupervised "
+                f"--dataset {dataset} --data-root DATA` (semisupervised.json).")
+    return scorecard.semisupervised_markdown(result)
+
+
 def build(page: Page) -> gr.Tab:
     with gr.Tab("Scorecard", elem_id="tab-scorecard") as tab:
         gr.Markdown("When to use which: every model of the dataset measured on the tasks where an AE and a VAE "
@@ -126,12 +136,17 @@ def build(page: Page) -> gr.Tab:
                     sc_imp = gr.ScatterPlot(x="mask", y="mse", color="fill",
                                             label="Imputation: MSE on the missing pixels per mask",
                                             y_title="MSE per missing pixel", elem_id="sc-imp")
+        with gr.Accordion("Few labels: semi-supervised (M2, M1+M2) against classifiers on 100 labels", open=False,
+                          elem_id="sc-semisup"):
+            ss_text = gr.Markdown(elem_id="ss-text")
         with gr.Accordion("Latent size: how to choose d (a measured sweep)", open=False, elem_id="sc-size"):
             sz_text = gr.Markdown(elem_id="sz-text")
             sz_figure = gr.Dropdown(label="Figure", choices=[], elem_id="sz-figure", allow_custom_value=True)
             sz_plot = gr.LinePlot(x="log2_d", y="value", color="model", label="The figure against the latent size",
                                   x_title="log₂ d (1 = 2 dims, 4 = 16, 6 = 64)", y_title="value",
                                   tooltip=["d", "value", "model"], elem_id="sz-plot")
+    page.tab_event("scorecard", [page.demo_load, page.dataset.change], few_labels, [page.dataset], [ss_text],
+                   api_name="semi_supervised")
     page.tab_event("scorecard", [page.demo_load, page.dataset.change], latent_size, [page.dataset],
                    [sz_text, sz_figure, sz_plot], api_name="latent_size")
     sz_figure.input(latent_size_plot, [page.dataset, sz_figure], sz_plot, api_name="latent_size_plot", **EV)
