@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="the labelled draw and the training seed")
     p.add_argument("--out", default="runs/m1m2", help="where the M1+M2 model is trained")
     p.add_argument("--m2", help="a trained M2 on pixels (a checkpoint folder) to report beside it")
-    p.add_argument("--epochs", type=int, default=30, help="M1+M2 epochs (default 30, ~25 s each on one thread)")
+    p.add_argument("--epochs", type=int, default=60, help="M1+M2 epochs (default 60, ~18 s each on one thread)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--class-weight", type=float, default=10.0, help="M2's alpha")
     p.add_argument("--feature-std", type=float, default=0.3, help="std of M1+M2's Gaussian likelihood of a code")
