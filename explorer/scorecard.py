@@ -389,7 +389,7 @@ def semisupervised_rows(result: dict) -> list[tuple[str, float]]:
     return rows
 
 
-SEMISUP_NAMES = {"m1m2": "M1+M2: M2 on the VAE-16's latent means", "m2": "M2 on pixels"}
+SEMISUP_NAMES = {"m1m2": "M1+M2: M2 on draws of the VAE-16's posterior", "m2": "M2 on pixels"}
 
 
 def semisupervised_markdown(result: dict) -> str:

@@ -148,6 +148,7 @@ def test_m2_trains_on_a_few_labels_and_records_them(tmp_path):
     (["--labels-per-class", "0"], "--labels-per-class must be >= 1"),
     (["--feature-std", "0"], "--feature-std and --lr must be > 0"),
     (["--dataset", "cifar"], "invalid choice"),
+    (["--features", "median"], "invalid choice"),
 ])
 def test_semisupervised_cli_refuses_bad_flags_in_one_line(flags, says):
     import subprocess
@@ -167,3 +168,30 @@ def test_semisupervised_cli_says_what_is_missing(tmp_path):
                           str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "ae-16" in run.stderr and "does not exist" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_m1m2_reads_a_fresh_draw_of_q_z_given_x_each_batch(tmp_path):
+    """Data.train_std: each batch is train + train_std * N(0, 1) with the trainer's generator, drawn anew (M1+M2
+    reads z ~ q(z|x) of the M1 model, as the paper does); without it the batch is the rows themselves."""
+    from training.train import Data
+
+    g = torch.Generator().manual_seed(3)
+    feats, std = torch.rand(40, 1, 4, 4, generator=g), torch.rand(40, 1, 4, 4, generator=g) * 0.5
+    idx = torch.tensor([3, 0, 39, 3])
+    plain = Data(feats, feats[:5])
+    assert torch.equal(plain.draw(idx, feats[idx], torch.Generator()), feats[idx])
+    noisy = Data(feats, feats[:5], train_std=std)
+    a = noisy.draw(idx, feats[idx], torch.Generator().manual_seed(1))
+    eps = torch.randn((4, 1, 4, 4), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, feats[idx] + std[idx] * eps)
+    assert not torch.equal(a[0], a[3])  # the same row twice: two draws
+    # end to end: an M2 on 16-D 'codes' trains on the draws, and they change what it learns
+    labels = torch.arange(40) % K
+    cfg = lambda out: TrainConfig(dataset="mnist", out=str(tmp_path / out), epochs=2, batch_size=8, lr=3e-3,  # noqa: E731
+                                  binarize="none", labels_per_class=2, seed=0, device="cpu")
+    model_cfg = ModelConfig(family="mlp", hidden_dim=16, hidden_layers=1, latent_dim=3, image_size=4,
+                            likelihood="gaussian", gaussian_std=0.3, conditional=True, semi_supervised=True)
+    with_noise, _ = train(cfg("a"), model_cfg, data=Data(feats, feats[:5], labels, labels[:5], std), progress=False)
+    without, _ = train(cfg("b"), model_cfg, data=Data(feats, feats[:5], labels, labels[:5]), progress=False)
+    w = [p for p in with_noise.state_dict().values()]
+    assert any(not torch.equal(p, q) for p, q in zip(w, without.state_dict().values()))

@@ -3,8 +3,9 @@
     python -m training.semisupervised --dataset mnist --data-root DATA [--labels-per-class 10] [--m2 DIR]
 
 Writes checkpoints/<dataset>/semisupervised.json with the test error of:
-  m1m2        M2 (models/autoencoder.py, semi_supervised) trained on the latent means of the shipped VAE-16 (M1),
-              as in Kingma et al. 2014: its input is the 16-D code, with a Gaussian likelihood; trained into --out
+  m1m2        M2 (models/autoencoder.py, semi_supervised) trained on the shipped VAE-16's codes (M1), as in Kingma et
+              al. 2014: its input is a 16-D code z ~ q(z|x), drawn anew each batch (its mean with --features mean),
+              with a Gaussian likelihood; trained into --out. It classifies a test image by its mean
   m2          (with --m2 DIR) a trained M2 on pixels, its classifier q(y|x) on the test images
   cnn         the project's CNN classifier (training/classifier.py) trained on the same labelled images alone
   logreg/knn5 on the AE-16 and VAE-16 latent means (M1), fitted on the same labelled images; and the scorecard's
@@ -37,9 +38,17 @@ FEATURE_SIDE = 4  # the 16-D code as a 4 x 4 'image' for the MLP backbone
 
 @torch.inference_mode()
 def latent_means(model: Autoencoder, images: torch.Tensor) -> torch.Tensor:
+    return latent_posteriors(model, images)[0]
+
+
+@torch.inference_mode()
+def latent_posteriors(model: Autoencoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(z|x)'s mean and std (N, D) of each image (an AE's std is 0)."""
     from .data import to_float
 
-    return torch.cat([model.encode(to_float(b)).mean for b in images.split(1000)])
+    qs = [model.encode(to_float(b)) for b in images.split(1000)]
+    return (torch.cat([q.mean for q in qs]),
+            torch.cat([getattr(q, "std", torch.zeros_like(q.mean)) for q in qs]))
 
 
 def as_images(codes: torch.Tensor) -> torch.Tensor:
@@ -55,7 +64,7 @@ def m1m2_configs(args, out: Path) -> tuple[TrainConfig, ModelConfig]:
                             hidden_layers=1, likelihood="gaussian", gaussian_std=args.feature_std,
                             image_size=FEATURE_SIDE, image_channels=1, conditional=True, semi_supervised=True,
                             title="M1+M2 (100 labels)",
-                            description="M2 trained on the VAE-16's latent means (Kingma et al. 2014, M1+M2).")
+                            description="M2 trained on draws of the VAE-16's posterior (Kingma et al. 2014, M1+M2).")
     return cfg, model_cfg
 
 
@@ -82,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=60, help="M1+M2 epochs (default 60, ~18 s each on one thread)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--class-weight", type=float, default=10.0, help="M2's alpha")
+    p.add_argument("--features", choices=("sample", "mean"), default="sample",
+                   help="M1+M2 reads z ~ q(z|x) of the VAE-16, drawn anew each batch (as the paper), or its mean")
     p.add_argument("--feature-std", type=float, default=0.3, help="std of M1+M2's Gaussian likelihood of a code")
     p.add_argument("--m2-latent", type=int, default=16, help="M1+M2's own latent size")
     p.add_argument("--hidden", type=int, default=500)
@@ -128,9 +139,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from .scorecard import probe
 
-    codes = {}
+    codes, stds = {}, {}
     for name, model in m1.items():
-        tr, te = latent_means(model, train_x).numpy(), latent_means(model, test_x).numpy()
+        tr, stds[name] = (t.numpy() for t in latent_posteriors(model, train_x))
+        te = latent_means(model, test_x).numpy()
         codes[name] = (tr, te)
         lab = tr[n_val:][picked.numpy()]
         out["test_error"][f"logreg on {name}"] = fit_error(LogisticRegression(max_iter=2000), lab, y_lab, te, y_test)
@@ -154,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     # M1+M2: M2 on the VAE-16's codes
     tr, te = (torch.from_numpy(c) for c in codes["vae-16"])
     cfg, model_cfg = m1m2_configs(args, Path(args.out))
-    data = Data(as_images(tr[n_val:]), as_images(tr[:n_val]), train_y[n_val:], train_y[:n_val])
+    noise = as_images(torch.from_numpy(stds["vae-16"])[n_val:]) if args.features == "sample" else None
+    data = Data(as_images(tr[n_val:]), as_images(tr[:n_val]), train_y[n_val:], train_y[:n_val], noise)
     t = time.perf_counter()
     try:
         m1m2, history = train(cfg, model_cfg, data=data, progress=False)
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         pred = torch.cat([m1m2.classify(b).argmax(1) for b in as_images(te).split(1000)]).numpy()
     out["test_error"]["m1m2"] = error_of(pred, y_test)
-    out["m1m2"] = {"folder": str(args.out), "model_config": json.loads(model_cfg.to_json()),
+    out["m1m2"] = {"folder": str(args.out), "features": args.features, "model_config": json.loads(model_cfg.to_json()),
                    "train_config": {k: v for k, v in vars(cfg).items() if k not in ("data_root", "device")},
                    "val_class_error": history[-1].get("val_class_error"), "train_seconds": round(time.perf_counter() - t, 1)}
     if m2 is not None:

@@ -205,10 +205,20 @@ class Data:
     val: Tensor
     train_labels: Tensor | None = None
     val_labels: Tensor | None = None
+    train_std: Tensor | None = None  # float like train: each batch becomes train + train_std * N(0, 1), drawn anew
+    # (M1+M2 reads z ~ q(z|x) of the M1 model rather than its mean, as Kingma et al. 2014 do)
 
     def to(self, device: torch.device) -> "Data":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Data(move(self.train), move(self.val), move(self.train_labels), move(self.val_labels))
+        return Data(move(self.train), move(self.val), move(self.train_labels), move(self.val_labels),
+                    move(self.train_std))
+
+    def draw(self, idx: Tensor, x: Tensor, gen: torch.Generator) -> Tensor:
+        """The batch x of rows idx, with its noise when train_std is set."""
+        if self.train_std is None:
+            return x
+        std = self.train_std.index_select(0, idx)
+        return x + std * torch.randn(std.shape, generator=gen, device=std.device, dtype=std.dtype)
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -458,8 +468,10 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             idx = idx[rank::world]  # this rank's share of the global batch
             extra = {}
             if unlabelled is not None:  # M2: idx is into the unlabelled pool; a labelled batch drawn beside it
-                x_u = data.train.index_select(0, unlabelled.index_select(0, idx))
+                rows = unlabelled.index_select(0, idx)
+                x_u = data.train.index_select(0, rows)
                 x_u = binarize_batch(x_u, gen) if cfg.dynamic_binarization else prepare_batch(x_u, False, None)
+                x_u = data.draw(rows, x_u, gen)
                 pick = torch.randint(len(labelled), (min(cfg.batch_size, len(labelled)),), generator=gen,
                                      device=device)
                 idx = labelled.index_select(0, pick)
@@ -468,6 +480,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, data: Data | None = None, pr
             images = data.train.index_select(0, idx)
             labels = data.train_labels.index_select(0, idx) if model_cfg.conditional else None
             x = binarize_batch(images, gen) if cfg.dynamic_binarization else prepare_batch(images, False, None)
+            x = data.draw(idx, x, gen)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
             if rank == nan_rank and step == nan_step:  # test hook, see NAN_AT_STEP_ENV
