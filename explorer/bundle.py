@@ -12,7 +12,7 @@ from models import Autoencoder, CheckpointError, read_metrics
 
 from . import latent, scorecard
 from .catalog import (APP_MODELS, REGENERATE, SHIPPED, checkpoint_root, default_pair, find_datasets, find_models,
-                      read_info)
+                      read_atlas, read_info)
 from .images import Format, InputError
 from .plot import Scatter
 
@@ -252,8 +252,7 @@ def _read_atlas(b: DatasetBundle) -> dict | None:
         b.problems.append(f"{atlas_path} is missing")
         return None
     try:
-        with np.load(atlas_path, allow_pickle=False) as f:
-            atlas = {k: f[k] for k in f.files}
+        atlas = read_atlas(atlas_path)
         b.images, b.labels = atlas["images"], atlas["labels"].astype(np.int64)
         names = [str(c) for c in atlas["class_names"]]
         n_classes = int(b.labels.max()) + 1 if len(b.labels) else 0

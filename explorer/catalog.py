@@ -40,6 +40,15 @@ def find_datasets(root: Path) -> dict[str, str]:
     return {key: dataset_title(root, key) for key in [*shipped, *own]}
 
 
+def read_atlas(path: str | os.PathLike) -> dict:
+    """Every array of an atlas.npz (no pickle), its float16 codes and map positions as float32: the file stores
+    them in half precision to stay small, and every computation on them runs in float32 or wider."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return {k: (f[k].astype(np.float32) if f[k].dtype == np.float16 else f[k]) for k in f.files}
+
+
 def read_info(folder: Path) -> dict:
     """dataset.json of a dataset folder ({} if absent or unreadable: the atlas and configs then speak for it)."""
     try:

@@ -194,14 +194,16 @@ def test_the_interactive_maps_spec_names_files_that_hold_the_atlas(app, client, 
 def test_a_selections_class_histogram_and_a_decoded_map_position(client, atlas):
     from explorer.latent import nn_distance_quantiles
 
-    indices = [5, 17, 17, 300, 4999, 42]
+    last = len(atlas["labels"]) - 1  # the whole test set: 10,000 images
+    assert last == 9999
+    indices = [5, 17, 17, 300, last, 42]
     gallery, text, sel = client.predict("mnist", ", ".join(map(str, indices)), api_name="/select_points")
-    want = np.bincount(atlas["labels"][[5, 17, 300, 4999, 42]], minlength=10)
-    assert sel["indices"] == [5, 17, 300, 4999, 42]  # in order, without the repeat
+    want = np.bincount(atlas["labels"][[5, 17, 300, last, 42]], minlength=10)
+    assert sel["indices"] == [5, 17, 300, last, 42]  # in order, without the repeat
     assert [sel["histogram"][str(c)] for c in range(10)] == want.tolist()
     assert len(gallery) == 5 and "5 atlas images selected" in text
-    with pytest.raises(AppError, match="whole numbers in 0..4999"):
-        client.predict("mnist", "3, 5000", api_name="/select_points")
+    with pytest.raises(AppError, match=f"whole numbers in 0..{last}"):
+        client.predict("mnist", f"3, {last + 1}", api_name="/select_points")
     with pytest.raises(AppError, match="whole numbers"):
         client.predict("mnist", "3, x", api_name="/select_points")
     # a 2-D model's map is its plane: the position is the code itself, its distance the nearest atlas code's

@@ -134,6 +134,7 @@ def _atlas(name: str):
 
 def test_atlas_codes_come_from_this_model(name):
     """The atlas is written separately from the weights: its codes must be this model's posterior means."""
+    import numpy as np
     import torch
 
     from training.data import to_float
@@ -147,11 +148,13 @@ def test_atlas_codes_come_from_this_model(name):
     assert size == model.config.image_size
     with torch.inference_mode():
         posterior = model.encode(to_float(images), labels)
-    torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__mean"][:64]), posterior.mean,
-                               rtol=1e-4, atol=1e-4)
+    # stored in half precision (training.export.CODE_DTYPE): equal to the model's codes to within float16's rounding
+    assert atlas[f"{model_name}__mean"].dtype == np.float16
+    torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__mean"][:64]).float(), posterior.mean,
+                               rtol=1e-3, atol=1e-4)
     if model.config.is_variational:
-        torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__std"][:64]), posterior.std,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(atlas[f"{model_name}__std"][:64]).float(), posterior.std,
+                                   rtol=1e-3, atol=1e-5)
 
 
 def test_atlas_check_reproduces(name):

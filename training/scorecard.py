@@ -57,7 +57,7 @@ import torch
 from models import Autoencoder, CheckpointError
 from models.checkpoint import atomic_write_text, read_metrics
 from explorer.anomaly import anomaly_scores
-from explorer.catalog import find_models
+from explorer.catalog import find_models, read_atlas
 from explorer.scorecard import TIE, markdown, readme_block
 from models.classifier import Classifier
 
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as e:
         fail(prog, str(e))
     atlas_path = folder / "atlas.npz"
-    atlas = dict(np.load(atlas_path, allow_pickle=False)) if atlas_path.is_file() else {}
+    atlas = read_atlas(atlas_path) if atlas_path.is_file() else {}
     smallest = int(np.bincount(train_y.numpy()).min())
     if args.labels_per_class > smallest:
         fail(prog, f"--labels-per-class {args.labels_per_class} is more than the smallest class has ({smallest}).")
