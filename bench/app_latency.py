@@ -232,7 +232,7 @@ def bench_load(url: str, image: str, clients: int = 20, requests: int = 50) -> N
             lambda: c.predict("mnist", rng.randrange(1000), 1.0, api_name="/sample"),
             lambda: c.predict("mnist", handle_file(image), 0, api_name="/reconstruct"),
             lambda: c.predict("mnist", handle_file(image), api_name="/place_on_map"),
-            lambda: c.predict("mnist", rng.randrange(5000), api_name="/pick_test"),
+            lambda: c.predict("mnist", rng.randrange(10_000), api_name="/pick_test"),
             lambda: c.predict("mnist", handle_file(image), handle_file(image), 8, "linear", api_name="/interpolate"),
         ]
         for _ in range(requests):

@@ -17,7 +17,7 @@ Prints, side by side in one run:
   decoded moves itself was measured against it: 202 ms median vs 175 ms for the floor).
 - the interactive latent map (WebGL, software-rendered here): cursor move -> hover thumbnail shown and cursor move
   -> decode under the cursor shown (median over --moves points; goals <= 50 ms), and frames drawn per second while
-  the map is panned with the mouse, over the atlas (5,000 points), 10,000 and 1,000,000 synthetic points (goal >= 30
+  the map is panned with the mouse, over the atlas (10,000 points) and 1,000,000 synthetic points (goal >= 30
   frames/s at 10,000).
 All times are taken inside the page (performance.now()), so Playwright's own round trips do not count.
 """

@@ -60,7 +60,7 @@ def median_nn_distance(codes: np.ndarray, n_query: int = 500, seed: int = 0) -> 
 def knn_place(z: np.ndarray, codes: np.ndarray, positions: np.ndarray, k: int = 10) -> np.ndarray:
     """Map position of new codes: inverse-distance weighted mean of the k nearest atlas codes' positions.
 
-    z (M, D), codes (N, D), positions (N, 2) -> (M, 2). No UMAP at request time: a few ms for N=5000.
+    z (M, D), codes (N, D), positions (N, 2) -> (M, 2). No UMAP at request time: a few ms for N=10,000.
     """
     d2 = pairwise_sq_dists(np.atleast_2d(z).astype(np.float64), codes.astype(np.float64))
     k = min(k, len(codes))

@@ -16,7 +16,7 @@ from safetensors.numpy import save
 
 from . import latent
 
-SPRITE_COLS = 64  # atlas images per sprite row: 5,000 MNIST images make a 1792 x 2212 picture
+SPRITE_COLS = 64  # atlas images per sprite row: 10,000 MNIST images make a 1792 x 4396 picture
 DENSITY_SIZE = 160  # the density picture's pixels per side
 K_INVERSE = 10  # atlas points whose codes make the code of a map position (as latent.knn_place, the other way)
 

@@ -126,7 +126,7 @@ if [ "${SKIP_EVAL:-0}" != 1 ]; then
   for m in fashion-mnist/ae-16 fashion-mnist/vae-16 fashion-mnist/ae-2 fashion-mnist/vae-2; do
     "$PY" -m training.evaluate "$OUT/$m" --data-root "$DATA" --k 100
   done
-  "$PY" -m training.export --dataset dsprites --checkpoints "$OUT"  # ~1.5 min (UMAP of five 10-D models)
+  "$PY" -m training.export --dataset dsprites --checkpoints "$OUT" --n-images 5000  # ~1.5 min (UMAP of five 10-D models)
   for m in "${DSPRITES_MODELS[@]}"; do "$PY" -m training.evaluate "$OUT/$m" --k 100; done  # ~2 min each
 fi
 

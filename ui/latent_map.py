@@ -83,7 +83,7 @@ def map_spec(b, names, placed: dict) -> str:
 
 def map_colours(ask) -> dict:
     """Server function of the map (static/latent_map.js): asked {"dataset", "model", "kind"}, one value per atlas
-    point of that model for its colours, computed once (a few seconds for 5,000 images on a CPU); {"error": message}
+    point of that model for its colours, computed once (a few seconds for 10,000 images on a CPU); {"error": message}
     for a bad request."""
     try:
         if not isinstance(ask, dict) or not all(isinstance(ask.get(k), str) for k in ("dataset", "model", "kind")):
