@@ -129,7 +129,10 @@ def test_downloads_through_the_api(client, tmp_path):
     assert len(files) == 4  # each model: the atlas, and the current input
     with open(files[0]) as f:
         rows = list(csv.reader(f))
-    assert len(rows) == 5001 and len(rows[0]) == 5 + 16
+    with np.load(checkpoint_root() / "mnist" / "atlas.npz", allow_pickle=False) as atlas:
+        n_atlas = len(atlas["labels"])
+    assert n_atlas == 10_000  # the whole test set
+    assert len(rows) == n_atlas + 1 and len(rows[0]) == 5 + 16  # a header, then a row per atlas image
     with open(files[3]) as f:
         rows = list(csv.reader(f))
     assert len(rows) == 2 and rows[1][0] == "input" and len(rows[0]) == 5 + 2  # AE-2: its plane is its map
