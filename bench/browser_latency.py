@@ -382,10 +382,10 @@ def main() -> None:
               f"p90 {pct(imap['hover'], 90):.1f} ms over {len(imap['hover'])} points (goal: median <= 50 ms)")
         print(f"latent map, cursor move -> decode under the cursor shown: median {statistics.median(imap['decode']):.1f} "
               f"ms, p90 {pct(imap['decode'], 90):.1f} ms over {len(imap['decode'])} moves (goal: median <= 50 ms)")
-        for (size, fps), moves in zip(imap["fps"].items(), imap["moves"]):
+        for (size, fps), move_rate in zip(imap["fps"].items(), imap["moves"]):
             drawn = f"; first drawn {imap['draw_s'][size]:.2f} s after its points were given" if size in imap.get("draw_s", {}) else ""
             print(f"latent map, panning {size:,} points{' (the atlas)' if size not in imap.get('draw_s', {}) else ''}: "
-                  f"{fps:.1f} frames/s from {moves:.0f} mouse moves/s{' (goal >= 30 at 10,000)' if size == 10_000 else ''}"
+                  f"{fps:.1f} frames/s from {move_rate:.0f} mouse moves/s{' (goal >= 30 at 10,000)' if size == 10_000 else ''}"
                   f"{drawn}")
     if moves:
         shown_by = "the page's live canvas (decoded in the browser)" if live else "the server's image"
