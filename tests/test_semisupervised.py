@@ -195,3 +195,23 @@ def test_m1m2_reads_a_fresh_draw_of_q_z_given_x_each_batch(tmp_path):
     without, _ = train(cfg("b"), model_cfg, data=Data(feats, feats[:5], labels, labels[:5]), progress=False)
     w = [p for p in with_noise.state_dict().values()]
     assert any(not torch.equal(p, q) for p, q in zip(w, without.state_dict().values()))
+
+
+@pytest.mark.parametrize("dim, shape", [(16, (1, 4, 4)), (50, (50, 1, 1)), (2, (2, 1, 1))])
+def test_m1m2_reads_codes_of_any_size_and_its_mlp_sees_every_dimension(dim, shape):
+    """--m1 may name a VAE of any latent size: its codes become an 'image' the MLP backbone flattens back to the
+    same D numbers in the same order, and the M1+M2 config built for that size encodes them."""
+    import argparse
+
+    from training.semisupervised import as_images, m1m2_configs
+
+    codes = torch.randn(5, dim, generator=torch.Generator().manual_seed(dim))
+    images = as_images(codes)
+    assert images.shape == (5, *shape) and torch.equal(images.flatten(1), codes)
+    args = argparse.Namespace(dataset="mnist", epochs=1, lr=1e-3, labels_per_class=1, class_weight=1.0, seed=0,
+                              threads=1, m2_latent=3, hidden=8, feature_std=0.3, m1="vae-x")
+    _, model_cfg = m1m2_configs(args, "unused", dim)
+    model = Autoencoder(model_cfg).eval()
+    with torch.no_grad():
+        assert model.classify(images).shape == (5, K) and model.encode(images, torch.zeros(5, dtype=torch.long)).mean.shape == (5, 3)
+    assert "vae-x" in model_cfg.description

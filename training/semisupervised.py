@@ -3,9 +3,10 @@
     python -m training.semisupervised --dataset mnist --data-root DATA [--labels-per-class 10] [--m2 DIR]
 
 Writes checkpoints/<dataset>/semisupervised.json with the test error of:
-  m1m2        M2 (models/autoencoder.py, semi_supervised) trained on the shipped VAE-16's codes (M1), as in Kingma et
-              al. 2014: its input is a 16-D code z ~ q(z|x), drawn anew each batch (its mean with --features mean),
-              with a Gaussian likelihood; trained into --out. It classifies a test image by its mean
+  m1m2        M2 (models/autoencoder.py, semi_supervised) trained on the shipped VAE-16's codes (M1; another VAE of the
+              dataset with --m1, e.g. a 50-D one as in the paper), as in Kingma et al. 2014: its input is a code
+              z ~ q(z|x), drawn anew each batch (its mean with --features mean), with a Gaussian likelihood; trained
+              into --out. It classifies a test image by its mean
   m2          (with --m2 DIR) a trained M2 on pixels, its classifier q(y|x) on the test images
   cnn         the project's CNN classifier (training/classifier.py) trained on the same labelled images alone
   logreg/knn5 on the AE-16 and VAE-16 latent means (M1), fitted on the same labelled images; and the scorecard's
@@ -33,7 +34,6 @@ from .train import Data, TrainConfig, default_val_size, labelled_subset, train
 
 PUBLISHED = {"source": "Kingma, Rezende, Mohamed & Welling 2014, Semi-supervised learning with deep generative "
                        "models, Table 1 (MNIST, 100 labels)", "m2": 0.1197, "m1m2": 0.0333}
-FEATURE_SIDE = 4  # the 16-D code as a 4 x 4 'image' for the MLP backbone
 
 
 @torch.inference_mode()
@@ -51,20 +51,30 @@ def latent_posteriors(model: Autoencoder, images: torch.Tensor) -> tuple[torch.T
             torch.cat([getattr(q, "std", torch.zeros_like(q.mean)) for q in qs]))
 
 
+def feature_shape(dim: int) -> tuple[int, int]:
+    """(channels, side) of a dim-D code as an 'image' for the MLP backbone, which flattens it back: a square code
+    (16 -> 1 x 4 x 4) is one channel, any other (50 -> 50 x 1 x 1) one channel per dimension."""
+    side = int(round(dim**0.5))
+    return (1, side) if side * side == dim else (dim, 1)
+
+
 def as_images(codes: torch.Tensor) -> torch.Tensor:
-    """(N, 16) codes -> (N, 1, 4, 4): what the MLP backbone reads (it flattens them back)."""
-    return codes.reshape(len(codes), 1, FEATURE_SIDE, FEATURE_SIDE).contiguous()
+    """(N, D) codes -> (N, channels, side, side) as feature_shape(D) gives."""
+    c, side = feature_shape(codes.shape[1])
+    return codes.reshape(len(codes), c, side, side).contiguous()
 
 
-def m1m2_configs(args, out: Path) -> tuple[TrainConfig, ModelConfig]:
+def m1m2_configs(args, out: Path, feature_dim: int = 16) -> tuple[TrainConfig, ModelConfig]:
     cfg = TrainConfig(dataset=args.dataset, out=str(out), epochs=args.epochs, batch_size=128, lr=args.lr,
                       binarize="none", labels_per_class=args.labels_per_class, class_weight=args.class_weight,
                       seed=args.seed, threads=args.threads, device="cpu")
+    channels, side = feature_shape(feature_dim)
+    m1 = getattr(args, "m1", "vae-16")
     model_cfg = ModelConfig(family="mlp", bottleneck="vae", latent_dim=args.m2_latent, hidden_dim=args.hidden,
                             hidden_layers=1, likelihood="gaussian", gaussian_std=args.feature_std,
-                            image_size=FEATURE_SIDE, image_channels=1, conditional=True, semi_supervised=True,
+                            image_size=side, image_channels=channels, conditional=True, semi_supervised=True,
                             title="M1+M2 (100 labels)",
-                            description="M2 trained on draws of the VAE-16's posterior (Kingma et al. 2014, M1+M2).")
+                            description=f"M2 trained on draws of the {m1}'s posterior (Kingma et al. 2014, M1+M2).")
     return cfg, model_cfg
 
 
@@ -87,6 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--labels-per-class", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="the labelled draw and the training seed")
     p.add_argument("--out", default="runs/m1m2", help="where the M1+M2 model is trained")
+    p.add_argument("--m1", default="vae-16", help="M1: the VAE (a model folder of the dataset) whose codes M2 reads")
     p.add_argument("--m2", help="a trained M2 on pixels (a checkpoint folder) to report beside it")
     p.add_argument("--epochs", type=int, default=60, help="M1+M2 epochs (default 60, ~18 s each on one thread)")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -117,10 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         train_x, train_y = load_split(args.dataset, args.data_root, train=True)
         test_x, test_y = load_split(args.dataset, args.data_root, train=False)
-        m1 = {name: Autoencoder.from_pretrained(folder / name) for name in ("ae-16", "vae-16")}
+        m1 = {name: Autoencoder.from_pretrained(folder / name) for name in dict.fromkeys(("ae-16", "vae-16", args.m1))}
         m2 = Autoencoder.from_pretrained(args.m2) if args.m2 else None
     except (CheckpointError, DataError) as e:
         fail(prog, str(e))
+    if m1[args.m1].config.bottleneck != "vae" or m1[args.m1].config.conditional:
+        fail(prog, f"--m1 {args.m1}: M1 must be an unconditional VAE")
     if m2 is not None and not m2.config.semi_supervised:
         fail(prog, f"{args.m2} is not a semi-supervised (M2) model")
     n_val = default_val_size(len(train_x))
@@ -163,10 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     out["test_error"]["cnn on the labelled images alone"] = 1.0 - accuracy(cnn.eval(), test_x, test_y)
     print(f"cnn: {out['test_error']['cnn on the labelled images alone']:.4f}", flush=True)
 
-    # M1+M2: M2 on the VAE-16's codes
-    tr, te = (torch.from_numpy(c) for c in codes["vae-16"])
-    cfg, model_cfg = m1m2_configs(args, Path(args.out))
-    noise = as_images(torch.from_numpy(stds["vae-16"])[n_val:]) if args.features == "sample" else None
+    # M1+M2: M2 on the M1's codes (the VAE-16's by default)
+    tr, te = (torch.from_numpy(c) for c in codes[args.m1])
+    cfg, model_cfg = m1m2_configs(args, Path(args.out), tr.shape[1])
+    noise = as_images(torch.from_numpy(stds[args.m1])[n_val:]) if args.features == "sample" else None
     data = Data(as_images(tr[n_val:]), as_images(tr[:n_val]), train_y[n_val:], train_y[:n_val], noise)
     t = time.perf_counter()
     try:
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         pred = torch.cat([m1m2.classify(b).argmax(1) for b in as_images(te).split(1000)]).numpy()
     out["test_error"]["m1m2"] = error_of(pred, y_test)
-    out["m1m2"] = {"folder": str(args.out), "features": args.features, "model_config": json.loads(model_cfg.to_json()),
+    out["m1m2"] = {"folder": str(args.out), "m1": args.m1, "features": args.features, "model_config": json.loads(model_cfg.to_json()),
                    "train_config": {k: v for k, v in vars(cfg).items() if k not in ("data_root", "device")},
                    "val_class_error": history[-1].get("val_class_error"), "train_seconds": round(time.perf_counter() - t, 1)}
     if m2 is not None:
