@@ -72,6 +72,34 @@ def test_no_trigger_has_two_listeners_that_wait_for_their_last_run(app):
     assert len(relays) >= 8  # one per tab listener of the current input or a model pick
 
 
+def test_the_page_load_runs_only_the_pages_own_opening_events(app):
+    """At load the page sets its open tab and asks /init for the dataset's pickers, legend and ends; no tab's handler
+    is a load event (a tab computes when it opens), so a fresh page sends two requests, not seven."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(app.url + "config") as r:
+        config = json.load(r)
+    loads = sorted(str(d.get("api_name")) for d in config["dependencies"]
+                   if any(event == "load" for _, event in d["targets"]))
+    assert len(loads) == 2 and "init" in loads, loads
+
+
+def test_init_sends_the_gallery_and_input_to_an_api_caller_and_not_again_to_the_page_that_holds_them():
+    import gradio as gr
+
+    from ui.inputs import open_page, set_dataset
+
+    full = set_dataset("mnist")
+    api = open_page("mnist", None, "mnist")
+    assert api[0] != gr.skip() and isinstance(api[1], np.ndarray) and len(api) == len(full)
+    page = open_page("mnist", "reconstruct", "mnist")
+    assert page[0] == gr.skip() and page[1] == gr.skip() and len(page) == len(full)
+    np.testing.assert_array_equal(page[2], full[2])  # the Interpolate tab's ends still come (the page has none)
+    other = open_page("fashion-mnist", "reconstruct", "mnist")  # a page that opened on another dataset: all of it
+    assert other[0] != gr.skip() and isinstance(other[1], np.ndarray)
+
+
 def test_pick_and_random_test_image(client, atlas):
     img = read(client.predict("mnist", 7, api_name="/pick_test"))
     np.testing.assert_array_equal(img, atlas["images"][7])

@@ -314,11 +314,6 @@ class Page:
     handlers: dict = field(default_factory=dict)  # tab name -> [(fn, inputs, outputs)]: rerun when the tab opens
 
     @property
-    def demo_load(self):
-        """The page-load trigger (for gr.on)."""
-        return self.demo.load
-
-    @property
     def pair_in(self) -> list:
         """The pair and the class every comparing tab reads (last inputs: defaults)."""
         return [self.model_a, self.model_b, self.cls]

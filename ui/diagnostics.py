@@ -48,7 +48,8 @@ def build(page: Page) -> gr.Tab:
                                x_title="latent dimension", y_title="nats (AE: variance)", elem_id="dg-kl")
         dg_text = gr.Markdown(elem_id="dg-text")
     dg_outputs = [dg_summary, dg_model, dg_curves, dg_kl, dg_text]
-    page.tab_event("diagnostics", [page.demo_load, page.dataset.change], lambda d: diagnostics_tab(d), [page.dataset],
-                   dg_outputs, reopen=(diagnostics_reopened, [page.dataset, dg_model]), api_name="diagnostics_dataset")
+    page.tab_event("diagnostics", [page.dataset.change], lambda d: diagnostics_tab(d), [page.dataset],
+                   dg_outputs, reopen=(diagnostics_reopened, [page.dataset, dg_model]),
+                   api_name="diagnostics_dataset", trigger_mode="once")
     dg_model.input(diagnostics_tab, [page.dataset, dg_model], dg_outputs, api_name="diagnostics", **EV)
     return tab

@@ -136,6 +136,17 @@ def set_dataset(dataset: str):
             *(set_pair(dataset, *names) if all(names) else ("", {})))
 
 
+def open_page(dataset: str, shown_tab: str | None, opened_with: str | None):
+    """The page's load (/init): set_dataset, except that a browser's page already holds the gallery and the current
+    input it opened with (opened_with: that dataset, None where it opened without them). Those are not sent again: a
+    second copy would draw the gallery twice and re-run every tab that listens to the current input. An API caller
+    (no open tab) gets them all."""
+    out = set_dataset(dataset)
+    if shown_tab is not None and dataset == opened_with:
+        out = (gr.skip(), gr.skip(), *out[2:])
+    return out
+
+
 @guarded
 def set_pair(dataset: str, model_a: str, model_b: str):
     """The pickers changed (or the dataset): the pair's description and its live decoders. (The sliders' ranges,
@@ -201,7 +212,8 @@ def build(demo: gr.Blocks) -> Page:
         relays = gr.Column(elem_id="relays", min_width=0)  # Page.relayed's hidden relays, one per tab listener
     page = Page(dataset=dataset, model_a=model_a, model_b=model_b, cls=cls, current=current, gallery=gallery,
                 open_tab=gr.State(None), demo=demo, relays=relays)
-    page.shared.update(pair_text=pair_text, problem=problem, status=status, index=index, pick_btn=pick_btn,
+    page.shared.update(opened_with=next(iter(DATASETS)) if first_items and first_image is not None else None,
+                       pair_text=pair_text, problem=problem, status=status, index=index, pick_btn=pick_btn,
                        random_btn=random_btn, upload=upload, draw_tab=draw_tab, sketch=sketch, draw_btn=draw_btn)
     return page
 
@@ -215,7 +227,8 @@ def wire(page: Page) -> None:
                        page.model_a, page.model_b, page.cls, *pair_outputs]
     demo = page.demo
     demo.load(lambda: "reconstruct", None, page.open_tab, queue=False, api_visibility="private")
-    demo.load(set_dataset, dataset, dataset_outputs, api_name="init", **EV)
+    opened_with = gr.State(s["opened_with"])
+    demo.load(open_page, [dataset, page.open_tab, opened_with], dataset_outputs, api_name="init", **EV)
     dataset.change(set_dataset, dataset, dataset_outputs, api_name="set_dataset", **EV)
     # set_dataset's own updates of the pickers (new choices) must not re-run every tab: it sets the current input
     # as well, which re-runs them once, with the new pair.
