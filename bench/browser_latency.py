@@ -3,8 +3,8 @@
     python bench/browser_latency.py [--moves 40] [--drag-seconds 3] [--pages 2] [--only pages|sliders|map]
 
 Prints, side by side in one run:
-- navigation -> first pictures: from the start of the navigation (performance.now() = 0) until the gallery's and the
-  current input's images are decoded, on a fresh page (median over --pages pages; goal <= 2 s), next to the same
+- navigation -> first pictures: from the start of the navigation (performance.now() = 0) until the frame in which the
+  gallery's and the current input's images are first decoded (watched from the document's creation), on a fresh page (median over --pages pages; goal <= 2 s), next to the same
   for bench/floor_page.py, a Gradio page that holds nothing but that gallery and image (the floor of any page);
 - tab click -> its content drawn: for every tab, on a fresh page, clicked as soon as its first pictures show (as a
   person would; --settled: once the page's load events are answered), from the click until the tab's own pictures
