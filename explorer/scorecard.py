@@ -257,7 +257,6 @@ GOALS = {
                                  "accuracy of logistic regression on the codes, few labels"),
     "reconstruct": ("reconstruction", "its reconstructions are the closest", "MSE per pixel"),
 }
-GOAL_DEFAULT = "generate"  # the goal the Scorecard tab opens on
 
 
 def contenders(card: dict, goal: str) -> tuple[str, str] | None:

@@ -542,22 +542,3 @@ def test_the_semi_supervised_model_labels_the_input(client, digit, atlas):
     assert f"calls this image **{best[0]}** (probabilities: {probs}, …)" in rec[4], rec[4]
     smp = client.predict("mnist", 3, 1.0, "vae-16", "cvae-50-m2", 4, api_name="/sample")
     assert "class 4" in smp[4] and read(smp[3]).shape[1] > read(smp[3]).shape[0]  # same z, every class
-
-
-def test_the_model_store_preloads_the_models_the_scorecard_opens_with():
-    """The Scorecard tab opens on its default goal, whose answer shows the recommended model and the runner-up: the
-    store loads those two in the background once the page's four are in, so the tab's first opening does not."""
-    import time
-
-    from explorer import scorecard
-    from ui.common import APP_MODELS, ModelStore
-
-    store = ModelStore(checkpoint_root())
-    store.start()
-    store.get()
-    names = scorecard.contenders(store.bundles["mnist"].scorecard, scorecard.GOAL_DEFAULT)
-    assert names and not set(names) <= set(APP_MODELS)  # the test means something: they are not among the four
-    deadline = time.monotonic() + 60
-    while not set(names) <= set(store.bundles["mnist"].models) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert set(names) <= set(store.bundles["mnist"].models), (names, sorted(store.bundles["mnist"].models))

@@ -110,20 +110,6 @@ class ModelStore:
         finally:
             self.seconds = time.perf_counter() - t0
             self._done.set()
-        self._warm()
-
-    def _warm(self) -> None:
-        """Once the page's models are in: load the two models the Scorecard tab opens with (its default goal's
-        recommendation and runner-up), so the first visitor to open it does not wait for them (~1 s a dataset)."""
-        from explorer import scorecard
-
-        for key, b in list(self.bundles.items()):
-            try:
-                names = scorecard.contenders(b.scorecard, scorecard.GOAL_DEFAULT) if b.scorecard else None
-                if names:
-                    self.need(key, names)
-            except Exception:  # a request that names them later says what is wrong
-                log.warning("could not preload the Scorecard's models of %s", key, exc_info=True)
 
     def need(self, dataset: str, names) -> None:
         """Load the named models of a dataset that are not loaded yet (one at a time: ~0.3 s each on a CPU)."""
