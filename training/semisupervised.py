@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         pred = torch.cat([m1m2.classify(b).argmax(1) for b in as_images(te).split(1000)]).numpy()
     out["test_error"]["m1m2"] = error_of(pred, y_test)
-    out["m1m2"] = {"folder": str(args.out), "m1": args.m1, "features": args.features, "model_config": json.loads(model_cfg.to_json()),
+    out["m1m2"] = {"folder": str(args.out), "m1": args.m1, "features": args.features,
+                   "model_config": json.loads(model_cfg.to_json()),
                    "train_config": {k: v for k, v in vars(cfg).items() if k not in ("data_root", "device")},
                    "val_class_error": history[-1].get("val_class_error"), "train_seconds": round(time.perf_counter() - t, 1)}
     if m2 is not None:

@@ -325,8 +325,11 @@ class Page:
 
     def tab_event(self, tab: str, triggers, fn, inputs, outputs, reopen=None, **kwargs):
         """gr.on(triggers, fn, ...), run only while `tab` is open (an API call: always). Opening `tab` runs it again
-        (or reopen: (fn, inputs), with the same outputs)."""
+        (or reopen: (fn, inputs), with the same outputs). A new dataset reaches every such listener directly, each
+        with trigger_mode "once": two "always_last" listeners of one trigger re-trigger each other (see relayed)."""
         self.handlers.setdefault(tab, []).append((*(reopen or (fn, inputs)), outputs))
+        if self.dataset.change in triggers:
+            kwargs.setdefault("trigger_mode", "once")
         return gr.on(self.relayed(triggers), when_open(tab, fn), [*inputs, self.open_tab], outputs, **kwargs, **EV)
 
     def relayed(self, triggers) -> list:

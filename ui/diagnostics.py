@@ -50,6 +50,6 @@ def build(page: Page) -> gr.Tab:
     dg_outputs = [dg_summary, dg_model, dg_curves, dg_kl, dg_text]
     page.tab_event("diagnostics", [page.dataset.change], lambda d: diagnostics_tab(d), [page.dataset],
                    dg_outputs, reopen=(diagnostics_reopened, [page.dataset, dg_model]),
-                   api_name="diagnostics_dataset", trigger_mode="once")
+                   api_name="diagnostics_dataset")
     dg_model.input(diagnostics_tab, [page.dataset, dg_model], dg_outputs, api_name="diagnostics", **EV)
     return tab

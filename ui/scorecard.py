@@ -146,17 +146,14 @@ def build(page: Page) -> gr.Tab:
                                   x_title="log₂ d (1 = 2 dims, 4 = 16, 6 = 64)", y_title="value",
                                   tooltip=["d", "value", "model"], elem_id="sz-plot")
     page.tab_event("scorecard", [page.dataset.change], few_labels, [page.dataset], [ss_text],
-                   api_name="semi_supervised", trigger_mode="once")
+                   api_name="semi_supervised")
     page.tab_event("scorecard", [page.dataset.change], latent_size, [page.dataset],
-                   [sz_text, sz_figure, sz_plot], api_name="latent_size",
-                   trigger_mode="once")
+                   [sz_text, sz_figure, sz_plot], api_name="latent_size")
     sz_figure.input(latent_size_plot, [page.dataset, sz_figure], sz_plot, api_name="latent_size_plot", **EV)
     page.tab_event("scorecard", [page.dataset.change], scorecard_tab, [page.dataset],
-                   [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard",
-                   trigger_mode="once")
+                   [sc_text, sc_task, sc_task_plot, sc_roc, sc_imp], api_name="scorecard")
     page.tab_event("scorecard", [page.dataset.change, sc_goal.input], scorecard_decision,
-                   [page.dataset, sc_goal], [sc_answer, sc_picture], api_name="scorecard_decision",
-                   trigger_mode="once")
+                   [page.dataset, sc_goal], [sc_answer, sc_picture], api_name="scorecard_decision")
     sc_task.input(scorecard_task, [page.dataset, sc_task], sc_task_plot, api_name="scorecard_task", **EV)
     sc_pair.input(scorecard_roc, [page.dataset, sc_pair], sc_roc, api_name="scorecard_roc", **EV)
     return tab
